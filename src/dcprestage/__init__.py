@@ -1,0 +1,1 @@
+"""dcprestage: prestage StarlingX subclouds from the command line."""
