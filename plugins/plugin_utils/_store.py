@@ -1,0 +1,191 @@
+# Copyright: distcloud.prestage contributors
+# Apache License 2.0 (see LICENSE)
+"""The state dir (DESIGN §3.1): strategy.json, subclouds.json, logs/, and the run's secret.
+
+Every write is an atomic replace made under the dir's exclusive lock, so readers never see a torn
+file and concurrent commands never interleave. An unreadable, corrupt or newer-schema file is an
+error naming the file; it is never replaced silently.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._errors import (
+    NotFoundError,
+    PrestageError,
+    StateFileError,
+)
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._files import (
+    atomic_write,
+    exclusive_lock,
+    read_text,
+)
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._strategy import (
+    MSG_NOT_FOUND,
+    SCHEMA,
+    Strategy,
+)
+
+STATE_DIR_ENV = "DCPRESTAGE_STATE_DIR"
+STRATEGY_FILE = "strategy.json"
+SUBCLOUDS_FILE = "subclouds.json"
+LOCK_FILE = "strategy.lock"
+SECRET_FILE = "sysadmin_password"
+LOGS_DIR = "logs"
+
+
+def default_state_dir() -> str:
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "state"
+    )
+    return os.path.join(base, "distcloud-prestage")
+
+
+def resolve_state_dir(explicit: str | None = None) -> str:
+    """--state-dir, else $DCPRESTAGE_STATE_DIR, else the XDG state home's distcloud-prestage."""
+    return os.path.abspath(
+        os.path.expanduser(explicit or os.environ.get(STATE_DIR_ENV) or default_state_dir())
+    )
+
+
+@dataclass
+class SubcloudStatus:
+    """What prestaging observed on a subcloud (the dcmanager database's prestage columns)."""
+
+    prestage_status: str | None = None
+    prestage_versions: str | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "prestage_status": self.prestage_status,
+            "prestage_versions": self.prestage_versions,
+            "error": self.error,
+        }
+
+
+class StateStore:
+    """One state dir. Construct freely: nothing is created until something is written."""
+
+    def __init__(self, state_dir: str) -> None:
+        self.state_dir = state_dir
+        self.strategy_path = os.path.join(state_dir, STRATEGY_FILE)
+        self.subclouds_path = os.path.join(state_dir, SUBCLOUDS_FILE)
+        self.lock_path = os.path.join(state_dir, LOCK_FILE)
+        self.secret_path = os.path.join(state_dir, SECRET_FILE)
+        self.logs_dir = os.path.join(state_dir, LOGS_DIR)
+
+    # -- the directory
+
+    def ensure(self) -> None:
+        """Create the state dir 0700 (and tighten an existing one we own)."""
+        try:
+            os.makedirs(self.state_dir, mode=0o700, exist_ok=True)
+            info = os.stat(self.state_dir)
+            if info.st_uid == os.getuid() and stat.S_IMODE(info.st_mode) & 0o077:
+                os.chmod(self.state_dir, 0o700)
+        except OSError as exc:
+            raise PrestageError(f"Cannot use state dir {self.state_dir}: {exc.strerror}") from exc
+        if not os.path.isdir(self.state_dir):
+            raise PrestageError(f"State dir {self.state_dir} is not a directory")
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the state dir's exclusive lock: read-check-write sequences go inside."""
+        self.ensure()
+        with exclusive_lock(self.lock_path):
+            yield
+
+    def log_path(self, cloud: str) -> str:
+        return os.path.join(self.logs_dir, f"{cloud}_playbook_output.log")
+
+    # -- strategy.json
+
+    def load_strategy(self) -> Strategy | None:
+        """The strategy, or None when there is none. Safe without the lock (atomic replace)."""
+        text = read_text(self.strategy_path)
+        if text is None:
+            return None
+        try:
+            data = json.loads(text)
+        except ValueError:
+            raise StateFileError(
+                f"State file {self.strategy_path} is corrupt (not JSON); move it away to continue"
+            ) from None
+        try:
+            return Strategy.from_dict(data)
+        except StateFileError as exc:
+            raise StateFileError(f"State file {self.strategy_path} {exc}") from None
+
+    def require_strategy(self) -> Strategy:
+        strategy = self.load_strategy()
+        if strategy is None:
+            raise NotFoundError(MSG_NOT_FOUND)
+        return strategy
+
+    def save_strategy(self, strategy: Strategy) -> None:
+        """Write strategy.json (hold the lock around the read that led to this write)."""
+        self.ensure()
+        atomic_write(self.strategy_path, json.dumps(strategy.to_dict(), indent=1) + "\n")
+
+    def remove_strategy(self) -> None:
+        """Delete strategy.json and the run's secret."""
+        for path in (self.strategy_path, self.secret_path):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
+    # -- the sysadmin password of the strategy (0600, never in strategy.json)
+
+    def save_secret(self, password: str) -> None:
+        self.ensure()
+        atomic_write(self.secret_path, password, mode=0o600)
+
+    def load_secret(self) -> str | None:
+        return read_text(self.secret_path)
+
+    # -- subclouds.json
+
+    def load_statuses(self) -> dict[str, SubcloudStatus]:
+        text = read_text(self.subclouds_path)
+        if text is None:
+            return {}
+        try:
+            data = json.loads(text)
+        except ValueError:
+            raise StateFileError(
+                f"State file {self.subclouds_path} is corrupt (not JSON); move it away to continue"
+            ) from None
+        if not isinstance(data, dict) or not isinstance(data.get("subclouds"), dict):
+            raise StateFileError(f"State file {self.subclouds_path} has an unknown layout")
+        if data.get("schema") != SCHEMA:
+            raise StateFileError(
+                f"State file {self.subclouds_path} has schema {data.get('schema')!r}; "
+                f"this distcloud.prestage reads schema {SCHEMA}"
+            )
+        statuses = {}
+        for name, raw in data["subclouds"].items():
+            if not isinstance(raw, dict):
+                raise StateFileError(f"State file {self.subclouds_path}: {name} is not a mapping")
+            values = {k: raw.get(k) for k in ("prestage_status", "prestage_versions", "error")}
+            if not all(v is None or isinstance(v, str) for v in values.values()):
+                raise StateFileError(f"State file {self.subclouds_path}: {name} has a bad value")
+            statuses[name] = SubcloudStatus(**values)
+        return statuses
+
+    def save_statuses(self, statuses: dict[str, SubcloudStatus]) -> None:
+        self.ensure()
+        data = {
+            "schema": SCHEMA,
+            "subclouds": {name: status.to_dict() for name, status in sorted(statuses.items())},
+        }
+        atomic_write(self.subclouds_path, json.dumps(data, indent=1) + "\n")
+
+    def prestage_statuses(self) -> dict[str, str | None]:
+        return {name: s.prestage_status for name, s in self.load_statuses().items()}

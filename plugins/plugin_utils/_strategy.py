@@ -1,0 +1,667 @@
+# Copyright: distcloud.prestage contributors
+# Apache License 2.0 (see LICENSE)
+"""The prestage strategy: how it is created (SPEC §2.1), how it and its steps change (§2.2, §2.3).
+
+Pure data and rules, no I/O: the state store persists it, the CLI and the plugins drive it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ansible_collections.distcloud.prestage.plugins.module_utils._release import (
+    RELEASE_FORMAT_ERROR,
+    is_major_release,
+)
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._checks import (
+    check_release_on_system_controller,
+    initial_skip_reason,
+    subcloud_release_failure,
+)
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._config import PrestageConfig
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._errors import (
+    NotFoundError,
+    PrestageError,
+    StateFileError,
+)
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._registry import (
+    APPLY_TYPES,
+    Registry,
+    Subcloud,
+)
+
+LOG = logging.getLogger(__name__)
+
+STRATEGY_TYPE = "prestage"
+
+# Strategy states
+INITIAL = "initial"
+APPLYING = "applying"
+ABORT_REQUESTED = "abort requested"
+ABORTING = "aborting"
+COMPLETE = "complete"
+FAILED = "failed"
+ABORTED = "aborted"
+DELETING = "deleting"
+STRATEGY_STATES = (
+    INITIAL,
+    APPLYING,
+    ABORT_REQUESTED,
+    ABORTING,
+    COMPLETE,
+    FAILED,
+    ABORTED,
+    DELETING,
+)
+STRATEGY_FINAL = frozenset({COMPLETE, FAILED, ABORTED})
+DELETABLE = frozenset({INITIAL, COMPLETE, ABORTED, FAILED})
+# States in which an orchestrator is (or should be) running the strategy.
+RUNNING_STATES = frozenset({APPLYING, ABORT_REQUESTED, ABORTING})
+
+# Step states, in the order a step goes through them
+STEP_INITIAL = "initial"
+STEP_PRECHECK = "prestage-precheck"
+STEP_PACKAGES = "prestaging-packages"
+STEP_IMAGES = "prestaging-images"
+STEP_COMPLETE = "complete"
+STEP_FAILED = "failed"
+STEP_ABORTED = "aborted"
+STEP_STATES = (
+    STEP_INITIAL, STEP_PRECHECK, STEP_PACKAGES, STEP_IMAGES, STEP_COMPLETE, STEP_FAILED,
+    STEP_ABORTED,
+)  # fmt: skip
+STEP_IN_PROGRESS = frozenset({STEP_PRECHECK, STEP_PACKAGES, STEP_IMAGES})
+STEP_FINAL = frozenset({STEP_COMPLETE, STEP_FAILED, STEP_ABORTED})
+# The phase a task belongs to -> the step state it shows (DESIGN §3.4).
+PHASE_STEP_STATES = {"precheck": STEP_PRECHECK, "packages": STEP_PACKAGES, "images": STEP_IMAGES}
+_STEP_ORDER = {state: index for index, state in enumerate(STEP_STATES)}
+
+MAX_PARALLEL_RANGE = (1, 250)
+DEFAULT_MAX_PARALLEL = 2
+DETAILS_MAX_LEN = 1000
+
+MSG_EXISTS = f"Strategy of type: '{STRATEGY_TYPE}' already exists"
+MSG_NOT_FOUND = f"Strategy of type '{STRATEGY_TYPE}' not found"
+MSG_NO_STEPS = "Strategy has no steps to apply"
+MSG_STEP_NOT_FOUND = "Strategy step not found"
+MSG_BOTH_TYPES = "Options --for-install and --for-sw-deploy cannot be combined"
+MSG_GROUP_AND_CLOUD = "The cloud_name and group options are mutually exclusive."
+MSG_GROUP_AND_APPLY_TYPE = (
+    "The --subcloud-apply-type is not supported when --group option is applied."
+)
+MSG_GROUP_AND_MAX_PARALLEL = (
+    "The --max-parallel-subclouds options is not supported when --group option is applied."
+)
+
+# The rows of every strategy table (create/apply/show/abort/delete), in dcmanager's order.
+STRATEGY_FIELDS = (
+    "strategy type",
+    "subcloud apply type",
+    "max parallel subclouds",
+    "stop on failure",
+    "prestage software version",
+    "state",
+    "created_at",
+    "updated_at",
+)
+STEP_FIELDS = ("cloud", "stage", "state", "details", "started_at", "finished_at")
+STEP_DETAIL_FIELDS = (*STEP_FIELDS, "created_at", "updated_at")
+
+SCHEMA = 1
+
+
+def now() -> str:
+    """A timestamp as dcmanager prints them (UTC, microseconds)."""
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def max_parallel_error(value: Any) -> str:
+    low, high = MAX_PARALLEL_RANGE
+    return (
+        f"Invalid max-parallel-subclouds value: {value}. For prestage, the value must be "
+        f"between {low} and {high}."
+    )
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass
+class Stage:
+    number: int
+    group: str | None
+    subcloud_apply_type: str | None
+    max_parallel_subclouds: int
+
+    @property
+    def window(self) -> int:
+        """How many subclouds of this stage may be in progress at once."""
+        return 1 if self.subcloud_apply_type == "serial" else self.max_parallel_subclouds
+
+
+@dataclass
+class Step:
+    cloud: str
+    stage: int
+    state: str = STEP_INITIAL
+    details: str = ""
+    started_at: str | None = None
+    finished_at: str | None = None
+    created_at: str = ""
+    updated_at: str | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.state in STEP_FINAL
+
+    @property
+    def in_progress(self) -> bool:
+        return self.state in STEP_IN_PROGRESS
+
+    def row(self, detailed: bool = False) -> tuple[Any, ...]:
+        values = (self.cloud, self.stage, self.state, self.details, self.started_at,
+                  self.finished_at)  # fmt: skip
+        return (*values, self.created_at, self.updated_at) if detailed else values
+
+
+@dataclass
+class Strategy:
+    release: str
+    for_sw_deploy: bool
+    subcloud_apply_type: str | None
+    max_parallel_subclouds: int | None
+    stop_on_failure: bool
+    force: bool
+    cloud_name: str | None
+    group: str | None
+    stages: list[Stage]
+    steps: list[Step]
+    state: str = INITIAL
+    created_at: str = ""
+    updated_at: str | None = None
+    orchestrator: dict[str, Any] = field(default_factory=dict)
+
+    # -- views
+
+    def row(self, state: str | None = None) -> tuple[Any, ...]:
+        """Values for STRATEGY_FIELDS."""
+        return (
+            STRATEGY_TYPE,
+            self.subcloud_apply_type,
+            self.max_parallel_subclouds,
+            self.stop_on_failure,
+            self.release,
+            state or self.state,
+            self.created_at,
+            self.updated_at,
+        )
+
+    def step(self, cloud: str) -> Step:
+        for candidate in self.steps:
+            if candidate.cloud == cloud:
+                return candidate
+        raise NotFoundError(MSG_STEP_NOT_FOUND)
+
+    def stage(self, number: int) -> Stage:
+        for candidate in self.stages:
+            if candidate.number == number:
+                return candidate
+        raise StateFileError(f"strategy has no stage {number}")
+
+    @property
+    def prestage_type(self) -> str:
+        return "for-sw-deploy" if self.for_sw_deploy else "for-install"
+
+    # -- persistence
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "strategy": {
+                "type": STRATEGY_TYPE,
+                "subcloud-apply-type": self.subcloud_apply_type,
+                "max-parallel-subclouds": self.max_parallel_subclouds,
+                "stop-on-failure": self.stop_on_failure,
+                "state": self.state,
+                "created-at": self.created_at,
+                "updated-at": self.updated_at,
+                "extra-args": {
+                    "prestage-software-version": self.release,
+                    "for_sw_deploy": self.for_sw_deploy,
+                    "force": self.force,
+                    "cloud_name": self.cloud_name,
+                    "group": self.group,
+                },
+                "stages": [
+                    {
+                        "stage": s.number,
+                        "group": s.group,
+                        "subcloud-apply-type": s.subcloud_apply_type,
+                        "max-parallel-subclouds": s.max_parallel_subclouds,
+                    }
+                    for s in self.stages
+                ],
+                "orchestrator": self.orchestrator,
+            },
+            "steps": [
+                {
+                    "cloud": s.cloud,
+                    "stage": s.stage,
+                    "state": s.state,
+                    "details": s.details,
+                    "started-at": s.started_at,
+                    "finished-at": s.finished_at,
+                    "created-at": s.created_at,
+                    "updated-at": s.updated_at,
+                }
+                for s in self.steps
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Strategy:
+        """Rebuild from to_dict() output; StateFileError naming the first thing that is wrong."""
+        reader = _Reader()
+        return reader.strategy(data)
+
+
+class _Reader:
+    """Strict reading of strategy.json: a wrong type anywhere is reported, never guessed at."""
+
+    def strategy(self, data: Any) -> Strategy:
+        doc = self._mapping(data, "document")
+        schema = doc.get("schema")
+        if isinstance(schema, int) and not isinstance(schema, bool) and schema > SCHEMA:
+            raise StateFileError(
+                f"was written by a newer distcloud.prestage (schema {schema}; this one reads "
+                f"schema {SCHEMA})"
+            )
+        if schema != SCHEMA:
+            raise StateFileError(f"has an unknown schema {schema!r}")
+        raw = self._mapping(doc.get("strategy"), "strategy")
+        if raw.get("type") != STRATEGY_TYPE:
+            raise StateFileError(f"strategy.type is {raw.get('type')!r}, not {STRATEGY_TYPE!r}")
+        extra = self._mapping(raw.get("extra-args"), "strategy.extra-args")
+        stages = [
+            Stage(
+                number=self._int(s, "stage", "strategy.stages[]"),
+                group=self._opt_str(s, "group", "strategy.stages[]"),
+                subcloud_apply_type=self._opt_choice(
+                    s, "subcloud-apply-type", APPLY_TYPES, "strategy.stages[]"
+                ),
+                max_parallel_subclouds=self._int(s, "max-parallel-subclouds", "strategy.stages[]"),
+            )
+            for s in self._list(raw.get("stages"), "strategy.stages")
+        ]
+        steps = [
+            Step(
+                cloud=self._str(s, "cloud", "steps[]"),
+                stage=self._int(s, "stage", "steps[]"),
+                state=self._choice(s, "state", STEP_STATES, "steps[]"),
+                details=self._str(s, "details", "steps[]"),
+                started_at=self._opt_str(s, "started-at", "steps[]"),
+                finished_at=self._opt_str(s, "finished-at", "steps[]"),
+                created_at=self._str(s, "created-at", "steps[]"),
+                updated_at=self._opt_str(s, "updated-at", "steps[]"),
+            )
+            for s in self._list(doc.get("steps"), "steps")
+        ]
+        numbers = {s.number for s in stages}
+        for step in steps:
+            if step.stage not in numbers:
+                raise StateFileError(f"step {step.cloud!r} is in unknown stage {step.stage}")
+        max_parallel = raw.get("max-parallel-subclouds")
+        if max_parallel is not None:
+            max_parallel = self._int(raw, "max-parallel-subclouds", "strategy")
+        orchestrator = raw.get("orchestrator") or {}
+        if not isinstance(orchestrator, dict):
+            raise StateFileError("strategy.orchestrator is not a mapping")
+        return Strategy(
+            release=self._str(extra, "prestage-software-version", "strategy.extra-args"),
+            for_sw_deploy=self._bool(extra, "for_sw_deploy", "strategy.extra-args"),
+            subcloud_apply_type=self._opt_choice(
+                raw, "subcloud-apply-type", APPLY_TYPES, "strategy"
+            ),
+            max_parallel_subclouds=max_parallel,
+            stop_on_failure=self._bool(raw, "stop-on-failure", "strategy"),
+            force=self._bool(extra, "force", "strategy.extra-args"),
+            cloud_name=self._opt_str(extra, "cloud_name", "strategy.extra-args"),
+            group=self._opt_str(extra, "group", "strategy.extra-args"),
+            stages=stages,
+            steps=steps,
+            state=self._choice(raw, "state", STRATEGY_STATES, "strategy"),
+            created_at=self._str(raw, "created-at", "strategy"),
+            updated_at=self._opt_str(raw, "updated-at", "strategy"),
+            orchestrator=orchestrator,
+        )
+
+    @staticmethod
+    def _mapping(value: Any, where: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise StateFileError(f"{where} is not a mapping")
+        return value
+
+    @staticmethod
+    def _list(value: Any, where: str) -> list[dict[str, Any]]:
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            raise StateFileError(f"{where} is not a list of mappings")
+        return value
+
+    @staticmethod
+    def _str(data: dict[str, Any], key: str, where: str) -> str:
+        value = data.get(key)
+        if not isinstance(value, str):
+            raise StateFileError(f"{where}.{key} is not a string")
+        return value
+
+    @staticmethod
+    def _opt_str(data: dict[str, Any], key: str, where: str) -> str | None:
+        value = data.get(key)
+        if value is not None and not isinstance(value, str):
+            raise StateFileError(f"{where}.{key} is not a string")
+        return value
+
+    @staticmethod
+    def _int(data: dict[str, Any], key: str, where: str) -> int:
+        value = data.get(key)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise StateFileError(f"{where}.{key} is not an integer")
+        return value
+
+    @staticmethod
+    def _bool(data: dict[str, Any], key: str, where: str) -> bool:
+        value = data.get(key)
+        if not isinstance(value, bool):
+            raise StateFileError(f"{where}.{key} is not true or false")
+        return value
+
+    @staticmethod
+    def _choice(data: dict[str, Any], key: str, choices: tuple[str, ...], where: str) -> str:
+        value = data.get(key)
+        if value not in choices:
+            raise StateFileError(f"{where}.{key} has an unknown value {value!r}")
+        return value
+
+    @classmethod
+    def _opt_choice(
+        cls, data: dict[str, Any], key: str, choices: tuple[str, ...], where: str
+    ) -> str | None:
+        return None if data.get(key) is None else cls._choice(data, key, choices, where)
+
+
+# --------------------------------------------------------------------------- create
+
+
+@dataclass
+class CreateRequest:
+    """The options of `prestage-strategy create` (and of the playbook's create)."""
+
+    cloud_name: str | None = None
+    group: str | None = None
+    subcloud_apply_type: str | None = None
+    max_parallel_subclouds: int | None = None
+    stop_on_failure: bool = False
+    release: str | None = None
+    for_install: bool = False
+    for_sw_deploy: bool = False
+    force: bool = False
+
+
+def validate_request(request: CreateRequest) -> None:
+    """Checks that need nothing but the options; run before any prompt or file access."""
+    if request.for_install and request.for_sw_deploy:
+        raise PrestageError(MSG_BOTH_TYPES)
+    if request.group is not None:
+        if request.cloud_name:
+            raise PrestageError(MSG_GROUP_AND_CLOUD)
+        if request.subcloud_apply_type:
+            raise PrestageError(MSG_GROUP_AND_APPLY_TYPE)
+        if request.max_parallel_subclouds is not None:
+            raise PrestageError(MSG_GROUP_AND_MAX_PARALLEL)
+    if request.subcloud_apply_type is not None and request.subcloud_apply_type not in APPLY_TYPES:
+        raise PrestageError(
+            f"Invalid subcloud-apply-type value: {request.subcloud_apply_type}. "
+            "It must be parallel or serial."
+        )
+    value = request.max_parallel_subclouds
+    if value is not None:
+        low, high = MAX_PARALLEL_RANGE
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise PrestageError(max_parallel_error(value))
+    if request.release is not None and not is_major_release(request.release):
+        raise PrestageError(RELEASE_FORMAT_ERROR)
+
+
+def build_strategy(
+    request: CreateRequest,
+    config: PrestageConfig,
+    registry: Registry,
+    prestage_statuses: dict[str, str | None],
+    created_at: str | None = None,
+) -> Strategy:
+    """The strategy `create` makes from the request, or PrestageError saying why there is none.
+
+    prestage_statuses maps subcloud names to their observed prestage_status (transient-state check).
+    """
+    validate_request(request)
+    release = request.release or config.sc_release
+    check_release_on_system_controller(config, release, request.for_sw_deploy)
+    created_at = created_at or now()
+
+    if request.cloud_name:
+        subcloud = registry.subcloud(request.cloud_name)
+        reason = initial_skip_reason(subcloud, prestage_statuses.get(subcloud.name))
+        reason = reason or subcloud_release_failure(
+            subcloud.software_version, release, request.for_sw_deploy
+        )
+        if reason:
+            raise PrestageError(f"Prestage check failed for subcloud {subcloud.name}: {reason}")
+        apply_type, max_parallel = _explicit_settings(request)
+        stages = [Stage(1, None, apply_type, max_parallel)]
+        members = {1: [subcloud]}
+    elif request.group is not None:
+        group = registry.group(request.group)
+        apply_type, max_parallel = group.update_apply_type, group.max_parallel_subclouds
+        stages = [Stage(1, group.name, apply_type, max_parallel)]
+        members = {1: _eligible(registry.members(group), prestage_statuses)}
+    elif request.subcloud_apply_type is None and request.max_parallel_subclouds is None:
+        # All subclouds, no explicit settings: each group is a stage with its own settings.
+        apply_type, max_parallel = None, None
+        stages, members = [], {}
+        for group in registry.groups:
+            eligible = _eligible(registry.members(group), prestage_statuses)
+            if eligible:
+                number = len(stages) + 1
+                stages.append(
+                    Stage(number, group.name, group.update_apply_type, group.max_parallel_subclouds)
+                )
+                members[number] = eligible
+    else:
+        apply_type, max_parallel = _explicit_settings(request)
+        stages = [Stage(1, None, apply_type, max_parallel)]
+        members = {1: _eligible(registry.subclouds, prestage_statuses)}
+
+    steps = [
+        Step(cloud=sc.name, stage=number, created_at=created_at)
+        for number in sorted(members)
+        for sc in sorted(members[number], key=lambda s: s.id)
+    ]
+    if not steps:
+        raise PrestageError(MSG_NO_STEPS)
+    return Strategy(
+        release=release,
+        for_sw_deploy=request.for_sw_deploy,
+        subcloud_apply_type=apply_type,
+        max_parallel_subclouds=max_parallel,
+        stop_on_failure=request.stop_on_failure,
+        force=request.force,
+        cloud_name=request.cloud_name,
+        group=registry.group(request.group).name if request.group is not None else None,
+        stages=stages,
+        steps=steps,
+        created_at=created_at,
+    )
+
+
+def _explicit_settings(request: CreateRequest) -> tuple[str | None, int]:
+    if request.subcloud_apply_type == "serial":
+        return "serial", 1  # serial forces one subcloud at a time
+    max_parallel = request.max_parallel_subclouds
+    return (
+        request.subcloud_apply_type,
+        DEFAULT_MAX_PARALLEL if max_parallel is None else max_parallel,
+    )
+
+
+def _eligible(candidates: list[Subcloud], statuses: dict[str, str | None]) -> list[Subcloud]:
+    """Subclouds of a group/all strategy: the rest are left out silently (logged)."""
+    chosen = []
+    for subcloud in candidates:
+        reason = initial_skip_reason(subcloud, statuses.get(subcloud.name))
+        if reason:
+            LOG.info("Excluding subcloud %s from the prestage strategy: %s", subcloud.name, reason)
+        else:
+            chosen.append(subcloud)
+    return chosen
+
+
+# --------------------------------------------------------------------------- transitions
+
+
+def apply(strategy: Strategy, orchestrator: dict[str, Any], at: str | None = None) -> None:
+    """initial -> applying, recording who runs it."""
+    if strategy.state != INITIAL:
+        raise PrestageError(f"Strategy in state {strategy.state} cannot be applied")
+    strategy.state = APPLYING
+    strategy.updated_at = at or now()
+    strategy.orchestrator = orchestrator
+
+
+def resume(strategy: Strategy, orchestrator: dict[str, Any], at: str | None = None) -> None:
+    """Take over an applying strategy whose orchestrator died: interrupted steps run again."""
+    if strategy.state != APPLYING:
+        raise PrestageError(f"Strategy in state {strategy.state} cannot be applied")
+    at = at or now()
+    for step in strategy.steps:
+        if step.in_progress:
+            step.state = STEP_INITIAL
+            step.details = ""
+            step.updated_at = at
+    strategy.updated_at = at
+    strategy.orchestrator = orchestrator
+
+
+def request_abort(strategy: Strategy, orchestrator_alive: bool, at: str | None = None) -> None:
+    """applying -> abort requested: waiting steps are aborted now, running ones finish.
+
+    Without a live orchestrator nothing is running any more, so the abort completes at once.
+    """
+    if strategy.state != APPLYING:
+        raise PrestageError(f"Strategy in state {strategy.state} cannot be aborted")
+    at = at or now()
+    for step in strategy.steps:
+        if step.state == STEP_INITIAL:
+            _finish(step, STEP_ABORTED, "", at)
+    strategy.state = ABORT_REQUESTED
+    strategy.updated_at = at
+    if not orchestrator_alive:
+        abandon(strategy, at)
+
+
+def abandon(strategy: Strategy, at: str | None = None) -> None:
+    """Close an abort whose orchestrator is gone: steps it left in progress end aborted."""
+    at = at or now()
+    for step in strategy.steps:
+        if step.in_progress:
+            _finish(step, STEP_ABORTED, f"{step.state}: the orchestrator stopped", at)
+    strategy.state = roll_up(strategy)
+    strategy.updated_at = at
+
+
+def check_deletable(strategy: Strategy) -> None:
+    if strategy.state not in DELETABLE:
+        raise PrestageError(f"Strategy in state {strategy.state} cannot be deleted")
+
+
+def roll_up(strategy: Strategy) -> str:
+    """The final state once every step is final: failed > aborted > complete."""
+    states = {step.state for step in strategy.steps}
+    if STEP_FAILED in states:
+        return FAILED
+    if STEP_ABORTED in states:
+        return ABORTED
+    return COMPLETE
+
+
+def admitting(strategy: Strategy) -> bool:
+    """Whether a waiting step may start now (not after abort or a stop-on-failure)."""
+    return strategy.state == APPLYING
+
+
+def set_step_state(
+    strategy: Strategy, cloud: str, state: str, details: str = "", at: str | None = None
+) -> Step:
+    """Move a step forward; finishing a step may stop or finish the strategy."""
+    step = strategy.step(cloud)
+    if state not in STEP_STATES:
+        raise PrestageError(f"Unknown step state {state!r}")
+    if step.final:
+        raise PrestageError(f"Step {cloud} is {step.state} and cannot become {state}")
+    if state != STEP_ABORTED and _STEP_ORDER[state] < _STEP_ORDER[step.state]:
+        raise PrestageError(f"Step {cloud} cannot go back from {step.state} to {state}")
+    at = at or now()
+    if state in STEP_FINAL:
+        _finish(step, state, details, at)
+    else:
+        if step.started_at is None:
+            step.started_at = at
+        step.state = state
+        step.details = _clip(details)
+        step.updated_at = at
+    strategy.updated_at = at
+    if state == STEP_FAILED and strategy.stop_on_failure and strategy.state == APPLYING:
+        strategy.state = FAILED  # stop admitting at once; running steps still finish
+    if strategy.state == ABORT_REQUESTED and any(s.in_progress for s in strategy.steps):
+        strategy.state = ABORTING
+    if all(s.final for s in strategy.steps) and strategy.state in (
+        APPLYING,
+        ABORT_REQUESTED,
+        ABORTING,
+    ):
+        strategy.state = roll_up(strategy)
+    return step
+
+
+def _finish(step: Step, state: str, details: str, at: str) -> None:
+    if step.started_at is None and state != STEP_ABORTED:
+        step.started_at = at
+    step.state = state
+    step.details = _clip(details)
+    step.finished_at = at
+    step.updated_at = at
+
+
+def _clip(details: str) -> str:
+    details = " ".join(str(details).split()) if "\n" in str(details) else str(details)
+    return details if len(details) <= DETAILS_MAX_LEN else details[: DETAILS_MAX_LEN - 3] + "..."
+
+
+def skip_details(cloud: str, reason: str) -> str:
+    """details of a step that precheck skipped (it ends complete)."""
+    return f"Prestage skipped '{cloud}': {reason}"
+
+
+def failure_details(state: str, reason: str) -> str:
+    return f"{state}: {reason}"
+
+
+def phase_failure_reason(phase: str, cloud: str, log_path: str, timeout: bool = False) -> str:
+    """dcmanager's sentence for a failed packages/images phase, pointing at the subcloud's log."""
+    timed_out = " (TIMEOUT)" if timeout else ""
+    return (
+        f"Prestaging {phase} failed{timed_out} for subcloud {cloud}, check individual log at "
+        f"{log_path} for detailed output."
+    )

@@ -1,0 +1,5 @@
+import sys
+
+from dcprestage.main import main
+
+sys.exit(main())

@@ -1,0 +1,102 @@
+"""What every dcprestage command shares: the resolved context and one-line option errors."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import sys
+from typing import Any, NoReturn
+
+from cliff.command import Command
+from cliff.lister import Lister
+from cliff.show import ShowOne
+
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._config import (
+    PrestageConfig,
+    load_config,
+    resolve_config_path,
+)
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._errors import PrestageError
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._registry import (
+    Registry,
+    load_registry,
+)
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._store import (
+    StateStore,
+    resolve_state_dir,
+)
+
+
+class Context:
+    """The inventory config, registry and state dir a command works on, read when first used."""
+
+    def __init__(self, inventory: str | None, state_dir: str | None) -> None:
+        self._inventory = inventory
+        self._state_dir = state_dir
+
+    @functools.cached_property
+    def config(self) -> PrestageConfig:
+        return load_config(resolve_config_path(self._inventory))
+
+    @functools.cached_property
+    def registry(self) -> Registry:
+        return load_registry(self.config.registry_path)
+
+    def reload_registry(self) -> Registry:
+        self.__dict__.pop("registry", None)
+        return self.registry
+
+    @functools.cached_property
+    def store(self) -> StateStore:
+        return StateStore(resolve_state_dir(self._state_dir))
+
+
+def one_line_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Bad options print one line (no usage block) and exit 2, as every error here does."""
+
+    def error(message: str) -> NoReturn:
+        parser.exit(2, f"{parser.prog}: error: {message}\n")
+
+    parser.error = error  # type: ignore[method-assign]
+    return parser
+
+
+def confirm(question: str, assume_yes: bool) -> None:
+    """Ask only when CLI_CONFIRMATIONS=enabled (as dcmanager does) and --yes was not given."""
+    if assume_yes or os.environ.get("CLI_CONFIRMATIONS", "").lower() != "enabled":
+        return
+    sys.stdout.write(f"{question} [y/N]: ")
+    sys.stdout.flush()
+    answer = sys.stdin.readline().strip().lower()
+    if answer not in ("y", "yes"):
+        raise PrestageError("Operation cancelled by the user.")
+
+
+class _ContextMixin:
+    app: Any
+
+    @property
+    def ctx(self) -> Context:
+        return self.app.context
+
+
+class ShowCommand(_ContextMixin, ShowOne):
+    """A command printing one vertical Field/Value table."""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        return one_line_errors(super().get_parser(prog_name))
+
+
+class ListCommand(_ContextMixin, Lister):
+    """A command printing one table of rows."""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        return one_line_errors(super().get_parser(prog_name))
+
+
+class PlainCommand(_ContextMixin, Command):
+    """A command that prints nothing on success."""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        return one_line_errors(super().get_parser(prog_name))

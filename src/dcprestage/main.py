@@ -1,0 +1,99 @@
+"""dcprestage: dcmanager's prestage commands, run against a subcloud registry and a state dir."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Any
+
+from dcprestage._collection import ensure_importable
+
+ensure_importable()
+
+from cliff.app import App  # noqa: E402
+from cliff.commandmanager import CommandManager  # noqa: E402
+
+from dcprestage import strategy, subclouds  # noqa: E402
+from dcprestage._base import Context, one_line_errors  # noqa: E402
+
+COMMANDS: dict[str, type] = {
+    "prestage-strategy create": strategy.CreateStrategy,
+    "prestage-strategy apply": strategy.ApplyStrategy,
+    "prestage-strategy show": strategy.ShowStrategy,
+    "prestage-strategy abort": strategy.AbortStrategy,
+    "prestage-strategy delete": strategy.DeleteStrategy,
+    "strategy-step list": strategy.ListSteps,
+    "strategy-step show": strategy.ShowStep,
+    "subcloud list": subclouds.ListSubclouds,
+    "subcloud show": subclouds.ShowSubcloud,
+    "subcloud update": subclouds.UpdateSubcloud,
+    "subcloud-group add": subclouds.AddGroup,
+    "subcloud-group list": subclouds.ListGroups,
+    "subcloud-group show": subclouds.ShowGroup,
+    "subcloud-group update": subclouds.UpdateGroup,
+    "subcloud-group delete": subclouds.DeleteGroup,
+    "subcloud-group list-subclouds": subclouds.ListGroupSubclouds,
+}
+
+
+class DcPrestageApp(App):
+    def __init__(self) -> None:
+        manager = CommandManager(None)
+        for name, command in COMMANDS.items():
+            manager.add_command(name, command)
+        super().__init__(
+            description="Prestage StarlingX subclouds (dcmanager-compatible prestage commands).",
+            version=_version(),
+            command_manager=manager,
+            deferred_help=True,
+        )
+        self.context: Context | None = None
+
+    def build_option_parser(
+        self,
+        description: str | None,
+        version: str | None,
+        argparse_kwargs: dict[str, Any] | None = None,
+    ) -> argparse.ArgumentParser:
+        parser = super().build_option_parser(description, version, argparse_kwargs)
+        parser.add_argument(
+            "-i",
+            "--inventory",
+            metavar="CONFIG",
+            help="The distcloud.prestage.subclouds inventory config (default: "
+            "$DCPRESTAGE_INVENTORY, else ./inventory/subclouds.yml).",
+        )
+        parser.add_argument(
+            "--state-dir",
+            metavar="DIR",
+            help="Where strategy state lives (default: $DCPRESTAGE_STATE_DIR, else "
+            "${XDG_STATE_HOME:-~/.local/state}/distcloud-prestage).",
+        )
+        return one_line_errors(parser)
+
+    def initialize_app(self, argv: list[str]) -> None:
+        self.context = Context(self.options.inventory, self.options.state_dir)
+        # Progress notes (e.g. subclouds left out of a strategy) only with -v.
+        if self.options.verbose_level <= 1:
+            logging.getLogger("ansible_collections").setLevel(logging.WARNING)
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version  # noqa: PLC0415
+
+        return version("dcprestage")
+    except Exception:
+        return "unknown"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv:
+        argv = ["help"]  # never drop into an interactive shell from a script
+    return DcPrestageApp().run(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

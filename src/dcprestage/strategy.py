@@ -1,0 +1,203 @@
+"""prestage-strategy create|apply|show|abort|delete and strategy-step list|show."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from typing import Any
+
+from ansible_collections.distcloud.prestage.plugins.plugin_utils import _strategy as model
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._errors import PrestageError
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._orchestrator import (
+    is_running,
+    orchestrator_record,
+)
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._store import StateStore
+from dcprestage._base import ListCommand, ShowCommand, confirm
+from dcprestage._password import sysadmin_password
+
+
+def strategy_table(strategy: model.Strategy, state: str | None = None) -> tuple[Any, Any]:
+    return model.STRATEGY_FIELDS, strategy.row(state)
+
+
+def warn_if_orphaned(store: StateStore, strategy: model.Strategy) -> None:
+    """Say so when a strategy claims to run but its orchestrator is gone (crash, reboot)."""
+    if strategy.state in model.RUNNING_STATES and not is_running(strategy.orchestrator):
+        pid = strategy.orchestrator.get("pid")
+        who = f" (pid {pid})" if pid else ""
+        print(
+            f"Warning: the orchestrator of this strategy{who} is not running; "
+            "'dcprestage prestage-strategy apply' resumes it, 'abort' stops it.",
+            file=sys.stderr,
+        )
+
+
+class CreateStrategy(ShowCommand):
+    """Create a prestage strategy (for one subcloud, a subcloud group, or all subclouds)."""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument(
+            "--subcloud-apply-type",
+            choices=["parallel", "serial"],
+            help="Subcloud apply type (parallel or serial).",
+        )
+        parser.add_argument(
+            "--max-parallel-subclouds", type=int, help="Maximum number of parallel subclouds."
+        )
+        parser.add_argument(
+            "--stop-on-failure",
+            action="store_true",
+            help="Do not start any additional subclouds after a failure.",
+        )
+        parser.add_argument("--group", help="Name or ID of the subcloud group to prestage.")
+        parser.add_argument(
+            "cloud_name", nargs="?", default=None, help="Name of a single subcloud to prestage."
+        )
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="Skip checking the subcloud for management affecting alarms.",
+        )
+        parser.add_argument(
+            "--release",
+            help="Major release (MM.mm) to prestage; default: the system controller's release.",
+        )
+        parser.add_argument(
+            "--for-install",
+            action="store_true",
+            help="Prestage for subcloud reinstall to the release (the default).",
+        )
+        parser.add_argument(
+            "--for-sw-deploy",
+            action="store_true",
+            help="Prestage for software deployment of the release.",
+        )
+        parser.add_argument(
+            "--sysadmin-password",
+            help="sysadmin password, will be prompted if not provided "
+            "(or taken from DCPRESTAGE_SYSADMIN_PASSWORD).",
+        )
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
+        request = model.CreateRequest(
+            cloud_name=parsed_args.cloud_name,
+            group=parsed_args.group,
+            subcloud_apply_type=parsed_args.subcloud_apply_type,
+            max_parallel_subclouds=parsed_args.max_parallel_subclouds,
+            stop_on_failure=parsed_args.stop_on_failure,
+            release=parsed_args.release,
+            for_install=parsed_args.for_install,
+            for_sw_deploy=parsed_args.for_sw_deploy,
+            force=parsed_args.force,
+        )
+        model.validate_request(request)
+        ctx = self.ctx
+        store = ctx.store
+        # Everything that can fail is checked before the password is asked for.
+        if store.load_strategy() is not None:
+            raise PrestageError(model.MSG_EXISTS)
+        model.build_strategy(request, ctx.config, ctx.registry, store.prestage_statuses())
+        password = sysadmin_password(parsed_args.sysadmin_password)
+        with store.locked():
+            # Another create may have won while the password was typed.
+            if store.load_strategy() is not None:
+                raise PrestageError(model.MSG_EXISTS)
+            registry = ctx.reload_registry()
+            strategy = model.build_strategy(
+                request, ctx.config, registry, store.prestage_statuses()
+            )
+            store.save_secret(password)
+            try:
+                store.save_strategy(strategy)
+            except PrestageError:
+                with contextlib.suppress(OSError):
+                    store.remove_strategy()
+                raise
+        return strategy_table(strategy)
+
+
+class ApplyStrategy(ShowCommand):
+    """Apply the prestage strategy."""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("--yes", action="store_true", help="Do not ask for confirmation.")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
+        store = self.ctx.store
+        store.require_strategy()
+        confirm("Apply the prestage strategy?", parsed_args.yes)
+        with store.locked():
+            strategy = store.require_strategy()
+            model.apply(strategy, orchestrator_record(None, via="dcprestage"))
+            store.save_strategy(strategy)
+        return strategy_table(strategy)
+
+
+class ShowStrategy(ShowCommand):
+    """Show the details of the prestage strategy."""
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
+        store = self.ctx.store
+        strategy = store.require_strategy()
+        warn_if_orphaned(store, strategy)
+        return strategy_table(strategy)
+
+
+class AbortStrategy(ShowCommand):
+    """Abort the prestage strategy: subclouds not yet started are not started."""
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
+        store = self.ctx.store
+        store.require_strategy()  # a missing or unreadable strategy fails before taking the lock
+        with store.locked():
+            strategy = store.require_strategy()
+            model.request_abort(strategy, orchestrator_alive=is_running(strategy.orchestrator))
+            store.save_strategy(strategy)
+        return strategy_table(strategy)
+
+
+class DeleteStrategy(ShowCommand):
+    """Delete the prestage strategy (when initial, complete, aborted or failed)."""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("--yes", action="store_true", help="Do not ask for confirmation.")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
+        store = self.ctx.store
+        model.check_deletable(store.require_strategy())
+        confirm("Delete the prestage strategy?", parsed_args.yes)
+        with store.locked():
+            strategy = store.require_strategy()
+            model.check_deletable(strategy)
+            strategy.updated_at = model.now()
+            store.remove_strategy()
+        return strategy_table(strategy, state=model.DELETING)
+
+
+class ListSteps(ListCommand):
+    """List the steps of the prestage strategy, one per subcloud."""
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
+        strategy = self.ctx.store.require_strategy()
+        return model.STEP_FIELDS, [step.row() for step in strategy.steps]
+
+
+class ShowStep(ShowCommand):
+    """Show the details of one strategy step."""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("cloud_name", help="Name of the subcloud of the step.")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
+        strategy = self.ctx.store.require_strategy()
+        return model.STEP_DETAIL_FIELDS, strategy.step(parsed_args.cloud_name).row(detailed=True)

@@ -1,0 +1,235 @@
+"""subcloud list|show|update and subcloud-group add|list|show|update|delete|list-subclouds."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ansible_collections.distcloud.prestage.plugins.plugin_utils import _registry as registry_ops
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._registry import (
+    Group,
+    Registry,
+    Subcloud,
+)
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._store import SubcloudStatus
+from dcprestage._base import ListCommand, PlainCommand, ShowCommand, confirm
+
+SUBCLOUD_LIST_FIELDS = (
+    "id",
+    "name",
+    "management",
+    "availability",
+    "deploy status",
+    "sync",
+    "backup status",
+    "prestage status",
+)
+SUBCLOUD_FIELDS = (
+    "id",
+    "name",
+    "software_version",
+    "management",
+    "availability",
+    "deploy_status",
+    "system_mode",
+    "oam_floating_ip",
+    "group_id",
+    "group_name",
+    "sync",
+    "backup_status",
+    "prestage_status",
+    "prestage_versions",
+)
+GROUP_LIST_FIELDS = ("id", "name", "description")
+GROUP_FIELDS = ("id", "name", "description", "update apply type", "max parallel subclouds")
+
+
+def subcloud_list_row(subcloud: Subcloud, status: SubcloudStatus | None) -> tuple[Any, ...]:
+    return (
+        subcloud.id,
+        subcloud.name,
+        subcloud.management,
+        subcloud.availability,
+        subcloud.deploy_status,
+        subcloud.sync,
+        subcloud.backup_status,
+        status.prestage_status if status else None,
+    )
+
+
+def subcloud_detail(
+    registry: Registry, subcloud: Subcloud, status: SubcloudStatus | None
+) -> tuple[Any, ...]:
+    group = registry.group_of(subcloud)
+    return (
+        subcloud.id,
+        subcloud.name,
+        subcloud.software_version,
+        subcloud.management,
+        subcloud.availability,
+        subcloud.deploy_status,
+        subcloud.system_mode,
+        subcloud.oam_floating_address,
+        group.id,
+        group.name,
+        subcloud.sync,
+        subcloud.backup_status,
+        status.prestage_status if status else None,
+        status.prestage_versions if status else None,
+    )
+
+
+def group_row(group: Group) -> tuple[Any, ...]:
+    return (
+        group.id,
+        group.name,
+        group.description,
+        group.update_apply_type,
+        group.max_parallel_subclouds,
+    )
+
+
+class ListSubclouds(ListCommand):
+    """List subclouds."""
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
+        statuses = self.ctx.store.load_statuses()
+        rows = [subcloud_list_row(s, statuses.get(s.name)) for s in self.ctx.registry.subclouds]
+        return SUBCLOUD_LIST_FIELDS, rows
+
+
+class ShowSubcloud(ShowCommand):
+    """Show the details of a subcloud."""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("subcloud", help="Name of the subcloud.")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
+        registry = self.ctx.registry
+        subcloud = registry.subcloud(parsed_args.subcloud)
+        status = self.ctx.store.load_statuses().get(subcloud.name)
+        return SUBCLOUD_FIELDS, subcloud_detail(registry, subcloud, status)
+
+
+class UpdateSubcloud(ShowCommand):
+    """Update a subcloud's attributes (its subcloud group)."""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("subcloud", help="Name of the subcloud.")
+        parser.add_argument("--group", required=True, help="Name or ID of the subcloud group.")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
+        path = self.ctx.config.registry_path
+        registry = registry_ops.move_subcloud(path, parsed_args.subcloud, parsed_args.group)
+        subcloud = registry.subcloud(parsed_args.subcloud)
+        status = self.ctx.store.load_statuses().get(subcloud.name)
+        return SUBCLOUD_FIELDS, subcloud_detail(registry, subcloud, status)
+
+
+class AddGroup(ShowCommand):
+    """Add a new subcloud group."""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("--name", required=True, help="Name of the subcloud group.")
+        parser.add_argument("--description", help="Description of the subcloud group.")
+        parser.add_argument(
+            "--update_apply_type",
+            choices=["parallel", "serial"],
+            help="Update apply type for the subclouds of this group (default: parallel).",
+        )
+        parser.add_argument(
+            "--max_parallel_subclouds",
+            type=int,
+            help="Maximum number of subclouds of this group updated at once (default: 2).",
+        )
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
+        group = registry_ops.add_group(
+            self.ctx.config.registry_path,
+            parsed_args.name,
+            description=parsed_args.description,
+            update_apply_type=parsed_args.update_apply_type,
+            max_parallel_subclouds=parsed_args.max_parallel_subclouds,
+        )
+        return GROUP_FIELDS, group_row(group)
+
+
+class ListGroups(ListCommand):
+    """List subcloud groups."""
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
+        return GROUP_LIST_FIELDS, [(g.id, g.name, g.description) for g in self.ctx.registry.groups]
+
+
+class _GroupRefCommand(ShowCommand):
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("group", help="Name or ID of the subcloud group.")
+        return parser
+
+
+class ShowGroup(_GroupRefCommand):
+    """Show the details of a subcloud group."""
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
+        return GROUP_FIELDS, group_row(self.ctx.registry.group(parsed_args.group))
+
+
+class UpdateGroup(_GroupRefCommand):
+    """Update the attributes of a subcloud group."""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("--name", help="New name of the subcloud group.")
+        parser.add_argument("--description", help="New description of the subcloud group.")
+        parser.add_argument("--update_apply_type", choices=["parallel", "serial"])
+        parser.add_argument("--max_parallel_subclouds", type=int)
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
+        group = registry_ops.update_group(
+            self.ctx.config.registry_path,
+            parsed_args.group,
+            name=parsed_args.name,
+            description=parsed_args.description,
+            update_apply_type=parsed_args.update_apply_type,
+            max_parallel_subclouds=parsed_args.max_parallel_subclouds,
+        )
+        return GROUP_FIELDS, group_row(group)
+
+
+class DeleteGroup(PlainCommand):
+    """Delete a subcloud group (it must have no subclouds). Prints nothing, as dcmanager."""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("group", help="Name or ID of the subcloud group.")
+        parser.add_argument("--yes", action="store_true", help="Do not ask for confirmation.")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> int:
+        self.ctx.registry.group(parsed_args.group)  # a missing group fails before the question
+        confirm(f"Delete subcloud group {parsed_args.group}?", parsed_args.yes)
+        registry_ops.delete_group(self.ctx.config.registry_path, parsed_args.group)
+        return 0
+
+
+class ListGroupSubclouds(ListCommand):
+    """List the subclouds of a subcloud group."""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("group", help="Name or ID of the subcloud group.")
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
+        registry = self.ctx.registry
+        statuses = self.ctx.store.load_statuses()
+        members = registry.members(registry.group(parsed_args.group))
+        return SUBCLOUD_LIST_FIELDS, [subcloud_list_row(s, statuses.get(s.name)) for s in members]

@@ -1,0 +1,69 @@
+"""The sysadmin password prompt of `prestage-strategy create`, typed on a real terminal (pty)."""
+
+from __future__ import annotations
+
+import pexpect
+
+from tests.conftest import DCPRESTAGE, Workspace
+
+PROMPT = "Enter the sysadmin password for the subcloud: "
+CONFIRM = "Re-enter sysadmin password to confirm: "
+SECRET = "Typed-Secret-42"
+
+
+def spawn(ws: Workspace, *args: str) -> pexpect.spawn:
+    return pexpect.spawn(
+        DCPRESTAGE, list(args), env=ws.env, cwd=str(ws.root), encoding="utf-8", timeout=30
+    )
+
+
+def test_prompt_reasks_on_empty_and_mismatch_and_never_echoes(workspace: Workspace) -> None:
+    child = spawn(workspace, "prestage-strategy", "create", "subcloud7")
+    child.expect_exact(PROMPT)
+    child.sendline("")
+    child.expect_exact("Password cannot be empty")
+    child.expect_exact(PROMPT)
+    child.sendline(SECRET)
+    child.expect_exact(CONFIRM)
+    child.sendline("something-else")
+    child.expect_exact("Passwords did not match")
+    child.expect_exact(PROMPT)
+    child.sendline(SECRET)
+    child.expect_exact(CONFIRM)
+    child.sendline(SECRET)
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    transcript = child.before
+    assert "| state                     | initial" in transcript
+    assert SECRET not in transcript  # no echo, and not printed anywhere
+    assert (workspace.state_dir / "sysadmin_password").read_text() == SECRET
+
+
+def test_a_bad_option_never_asks_for_the_password(workspace: Workspace) -> None:
+    child = spawn(workspace, "prestage-strategy", "create", "--release", "24.09.1", "subcloud7")
+    index = child.expect_exact([PROMPT, pexpect.EOF])
+    child.close()
+    assert index == 1
+    assert child.exitstatus == 1
+    assert "Specified release format is not supported" in child.before
+
+
+def test_a_check_failing_on_the_registry_never_asks_either(workspace: Workspace) -> None:
+    child = spawn(workspace, "prestage-strategy", "create", "subcloud99")
+    index = child.expect_exact([PROMPT, pexpect.EOF])
+    child.close()
+    assert index == 1
+    assert "Subcloud subcloud99 does not exist" in child.before
+
+
+def test_interrupting_the_prompt_writes_nothing(workspace: Workspace) -> None:
+    child = spawn(workspace, "prestage-strategy", "create", "subcloud7")
+    child.expect_exact(PROMPT)
+    child.sendintr()
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 1
+    assert "Password prompt interrupted." in child.before
+    assert "Traceback" not in child.before
+    assert not (workspace.state_dir / "strategy.json").exists()
