@@ -133,7 +133,8 @@ class StateStore:
     def save_strategy(self, strategy: Strategy) -> None:
         """Write strategy.json (hold the lock around the read that led to this write)."""
         self.ensure()
-        atomic_write(self.strategy_path, json.dumps(strategy.to_dict(), indent=1) + "\n")
+        # compact: the C encoder keeps a 5,000-step write at a few milliseconds
+        atomic_write(self.strategy_path, json.dumps(strategy.to_dict(), separators=(",", ":")))
 
     def remove_strategy(self) -> None:
         """Delete strategy.json and the run's secret."""
@@ -185,7 +186,7 @@ class StateStore:
             "schema": SCHEMA,
             "subclouds": {name: status.to_dict() for name, status in sorted(statuses.items())},
         }
-        atomic_write(self.subclouds_path, json.dumps(data, indent=1) + "\n")
+        atomic_write(self.subclouds_path, json.dumps(data, separators=(",", ":")))
 
     def prestage_statuses(self) -> dict[str, str | None]:
         return {name: s.prestage_status for name, s in self.load_statuses().items()}

@@ -43,10 +43,6 @@ class Context:
     def registry(self) -> Registry:
         return load_registry(self.config.registry_path)
 
-    def reload_registry(self) -> Registry:
-        self.__dict__.pop("registry", None)
-        return self.registry
-
     @functools.cached_property
     def store(self) -> StateStore:
         return StateStore(resolve_state_dir(self._state_dir))

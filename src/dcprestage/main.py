@@ -14,7 +14,7 @@ ensure_importable()
 from cliff.app import App  # noqa: E402
 from cliff.commandmanager import CommandManager  # noqa: E402
 
-from dcprestage import strategy, subclouds  # noqa: E402
+from dcprestage import __version__, strategy, subclouds  # noqa: E402
 from dcprestage._base import Context, one_line_errors  # noqa: E402
 
 COMMANDS: dict[str, type] = {
@@ -44,7 +44,7 @@ class DcPrestageApp(App):
             manager.add_command(name, command)
         super().__init__(
             description="Prestage StarlingX subclouds (dcmanager-compatible prestage commands).",
-            version=_version(),
+            version=__version__,
             command_manager=manager,
             deferred_help=True,
         )
@@ -77,15 +77,6 @@ class DcPrestageApp(App):
         # Progress notes (e.g. subclouds left out of a strategy) only with -v.
         if self.options.verbose_level <= 1:
             logging.getLogger("ansible_collections").setLevel(logging.WARNING)
-
-
-def _version() -> str:
-    try:
-        from importlib.metadata import version  # noqa: PLC0415
-
-        return version("dcprestage")
-    except Exception:
-        return "unknown"
 
 
 def main(argv: list[str] | None = None) -> int:

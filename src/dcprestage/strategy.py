@@ -106,9 +106,8 @@ class CreateStrategy(ShowCommand):
             # Another create may have won while the password was typed.
             if store.load_strategy() is not None:
                 raise PrestageError(model.MSG_EXISTS)
-            registry = ctx.reload_registry()
             strategy = model.build_strategy(
-                request, ctx.config, registry, store.prestage_statuses()
+                request, ctx.config, ctx.registry, store.prestage_statuses()
             )
             store.save_secret(password)
             try:

@@ -151,7 +151,7 @@ def test_moving_to_an_unknown_group_or_subcloud_changes_nothing(workspace: Works
         ),
         (
             "subclouds:\n"
-            '  - {id: 1, name: s1, group: nope, oam_floating_address: 10.0.0.1, '
+            "  - {id: 1, name: s1, group: nope, oam_floating_address: 10.0.0.1, "
             'software_version: "24.09"}\n',
             "subclouds[0].group: no subcloud group 'nope'",
         ),

@@ -217,8 +217,7 @@ def test_a_subcloud_still_prestaging_is_refused(workspace: Workspace) -> None:
         ),
         (
             ["--group", "Default", "--max-parallel-subclouds", "5"],
-            "The --max-parallel-subclouds options is not supported when --group option is "
-            "applied.",
+            "The --max-parallel-subclouds options is not supported when --group option is applied.",
         ),
     ],
 )
