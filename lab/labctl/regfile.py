@@ -1,0 +1,194 @@
+"""The subcloud registry (registry.yml) and the inventory plugin config (subclouds.yml) the lab
+writes. Edits take the control plane's lock (.registry.yml.lock next to the file) and replace the
+file atomically; a field edit changes only that scalar's text, so comments survive."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from labctl.paths import SC_RELEASE, Paths, subcloud_address, subcloud_index, subcloud_name
+from labctl.util import LabError, atomic_write, locked
+
+GROUPS: list[dict[str, Any]] = [
+    {"id": 1, "name": "Default", "description": "Default Subcloud Group",
+     "update_apply_type": "parallel", "max_parallel_subclouds": 2},
+    {"id": 2, "name": "First_10_Subclouds", "description": "Lab subclouds 1 to 10",
+     "update_apply_type": "parallel", "max_parallel_subclouds": 10},
+    {"id": 3, "name": "Edge_Serial", "description": "Lab subclouds prestaged one at a time",
+     "update_apply_type": "serial", "max_parallel_subclouds": 1},
+]  # fmt: skip
+
+SSH_ARGS = "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
+HEADER = (
+    "# Subcloud registry of the dcprestage lab (written by lab/lab up; yours to edit while the\n"
+    "# lab runs). Lab rules: subclouds 1-10 in First_10_Subclouds, then alternating Default /\n"
+    "# Edge_Serial; every 4th runs 24.09 (others 22.12); every 5th is duplex.\n"
+)
+
+
+def default_entry(index: int) -> dict[str, Any]:
+    group = "First_10_Subclouds" if index <= 10 else "Default" if index % 2 else "Edge_Serial"
+    return {
+        "id": index,
+        "name": subcloud_name(index),
+        "group": group,
+        "oam_floating_address": subcloud_address(index),
+        "management": "managed",
+        "availability": "online",
+        "deploy_status": "complete",
+        "software_version": "24.09" if index % 4 == 0 else "22.12",
+        "system_mode": "duplex" if index % 5 == 0 else "simplex",
+        "sync": "in-sync",
+        "backup_status": "complete",
+        "vars": {"ansible_ssh_common_args": SSH_ARGS},
+    }
+
+
+@contextlib.contextmanager
+def registry_lock(paths: Paths) -> Iterator[None]:
+    path = paths.registry_file
+    with locked(path.parent / f".{path.name}.lock"):
+        yield
+
+
+def load(paths: Paths) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(paths.registry_file.read_text())
+    except FileNotFoundError:
+        return {}
+    except yaml.YAMLError as exc:
+        raise LabError(f"cannot parse {paths.registry_file}: {exc}") from None
+    return data if isinstance(data, dict) else {}
+
+
+def entries(paths: Paths) -> dict[str, dict[str, Any]]:
+    """name -> registry entry for every subcloud in the registry."""
+    return {
+        str(item["name"]): item
+        for item in load(paths).get("subclouds") or []
+        if isinstance(item, dict) and "name" in item
+    }
+
+
+def _dump(data: dict[str, Any]) -> str:
+    return HEADER + yaml.safe_dump(data, sort_keys=False, default_flow_style=False, width=4096)
+
+
+def sync(paths: Paths, count: int) -> dict[str, dict[str, Any]]:
+    """Make the registry hold subcloud1..subcloud<count>: keep existing entries as they are (the
+    user's edits and registry faults stay), add missing ones with the lab rules, drop lab
+    subclouds above count. The file is rewritten only when something changed."""
+    with registry_lock(paths):
+        data = load(paths)
+        changed = not data
+        groups = data.setdefault("groups", [])
+        subclouds = data.setdefault("subclouds", [])
+        names = {g.get("name") for g in groups if isinstance(g, dict)}
+        for group in GROUPS:
+            if group["name"] not in names:
+                used = {g.get("id") for g in groups if isinstance(g, dict)}
+                entry = dict(group)
+                while entry["id"] in used:
+                    entry["id"] += 1
+                groups.append(entry)
+                changed = True
+        kept = []
+        for item in subclouds:
+            try:
+                index = subcloud_index(str(item.get("name")))
+            except ValueError:
+                kept.append(item)  # not a lab name: leave it alone
+                continue
+            if index <= count:
+                kept.append(item)
+            else:
+                changed = True
+        present = {str(item.get("name")) for item in kept}
+        for index in range(1, count + 1):
+            if subcloud_name(index) not in present:
+                kept.append(default_entry(index))
+                changed = True
+        kept.sort(key=lambda item: item.get("id", 0))
+        data["subclouds"] = kept
+        if changed:
+            atomic_write(paths.registry_file, _dump(data))
+    return entries(paths)
+
+
+def set_field(paths: Paths, name: str, field: str, value: str) -> str | None:
+    """Set one subcloud's scalar field; returns the previous value. Only the scalar's text
+    changes (comments and layout stay) unless the field is missing, then the file is re-dumped."""
+    with registry_lock(paths):
+        text = paths.registry_file.read_text()
+        root = yaml.compose(text)
+        node = _value_node(root, name, field)
+        if node is not None:
+            quote = node.style if node.style in ("'", '"') else '"'
+            quoted = f"{quote}{value}{quote}" if field == "software_version" else value
+            previous = str(node.value)
+            start, end = node.start_mark.index, node.end_mark.index
+            new_text = text[:start] + quoted + text[end:]
+        else:
+            data = load(paths)
+            item = next((s for s in data.get("subclouds") or [] if s.get("name") == name), None)
+            if item is None:
+                raise LabError(f"{name} is not in {paths.registry_file}")
+            previous = item.get(field)
+            item[field] = value
+            new_text = _dump(data)
+        check = yaml.safe_load(new_text)
+        item = next(s for s in check["subclouds"] if s.get("name") == name)
+        if str(item.get(field)) != value:
+            raise LabError(f"could not set {name}.{field} in {paths.registry_file}")
+        atomic_write(paths.registry_file, new_text)
+        return None if previous is None else str(previous)
+
+
+def _value_node(root: yaml.Node | None, name: str, field: str) -> yaml.ScalarNode | None:
+    if not isinstance(root, yaml.MappingNode):
+        return None
+    for key, value in root.value:
+        if key.value != "subclouds" or not isinstance(value, yaml.SequenceNode):
+            continue
+        for item in value.value:
+            if not isinstance(item, yaml.MappingNode):
+                continue
+            fields = {k.value: v for k, v in item.value}
+            entry_name = fields.get("name")
+            if isinstance(entry_name, yaml.ScalarNode) and entry_name.value == name:
+                node = fields.get(field)
+                return node if isinstance(node, yaml.ScalarNode) else None
+    return None
+
+
+def write_inventory_config(paths: Paths, central_registry: str) -> None:
+    """The distcloud.prestage.subclouds inventory plugin config for the lab."""
+    config = {
+        "plugin": "distcloud.prestage.subclouds",
+        "registry": paths.registry_file.name,
+        "system_controller": {
+            "release": SC_RELEASE,
+            "feed_dir": str(paths.feed_dir),
+            "software_dir": str(paths.software_dir),
+            "image_list_dir": str(paths.image_list_dir),
+            "registry": central_registry,
+            "registry_ca": str(paths.ca_cert),
+            "registry_tls_verify": True,
+            "docker_min_free_gib": 0.01,
+            # lab extras: the credential of the central and the subclouds' local registries
+            "registry_username": "admin",
+            "registry_password_file": str(paths.registry_password),
+            "registry_auth_file": str(paths.registry_auth),
+        },
+    }
+    text = "# Inventory of the dcprestage lab (written by lab/lab up).\n" + yaml.safe_dump(
+        config, sort_keys=False, default_flow_style=False, width=4096
+    )
+    path: Path = paths.inventory_config
+    if not path.exists() or path.read_text() != text:
+        atomic_write(path, text)

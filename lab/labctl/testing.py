@@ -1,0 +1,212 @@
+"""The lab as tests see it: bring it up/down through lab/lab, read lab.json and the secrets,
+run commands on subclouds over real SSH (sshpass -e: the password never goes on a command line),
+apply faults. Used by the `lab` pytest fixture (tests/integration/conftest.py).
+
+Everything is read fresh from the run directory on each access, so one Lab object stays valid
+when a test takes the lab down and brings it up again.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shlex
+import ssl
+import subprocess
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from labctl.paths import REPO, SYSADMIN, Paths, lab_dir
+
+LAB_COMMAND = REPO / "lab" / "lab"
+
+
+class Lab:
+    def __init__(self, root: Path | None = None) -> None:
+        self.paths = Paths(root or lab_dir())
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def run(
+        self, *args: str, check: bool = True, timeout: float = 600
+    ) -> subprocess.CompletedProcess[str]:
+        """Run lab/lab with args (DCPRESTAGE_LAB_DIR pointing at this lab)."""
+        env = {**os.environ, "DCPRESTAGE_LAB_DIR": str(self.paths.root)}
+        result = subprocess.run(
+            [str(LAB_COMMAND), *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=timeout,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"lab/lab {' '.join(args)} failed ({result.returncode}):\n"
+                f"{result.stdout}{result.stderr}"
+            )
+        return result
+
+    def up(self, count: int, size: str | None = None) -> None:
+        self.run("up", str(count), *(["--size", size] if size else []))
+
+    def down(self) -> None:
+        self.run("down")
+
+    def is_up(self) -> bool:
+        return self.paths.lab_json.exists()
+
+    def fault(
+        self, name: str, subcloud: str, *args: str, undo: bool = False
+    ) -> subprocess.CompletedProcess[str]:
+        return self.run("fault", name, subcloud, *args, *(["--undo"] if undo else []))
+
+    # ------------------------------------------------------------------ facts
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """lab.json (see lab/README.md for its fields)."""
+        return json.loads(self.paths.lab_json.read_text())
+
+    @property
+    def subclouds(self) -> list[str]:
+        """Subcloud names in id order."""
+        records = self.info["subclouds"]
+        return sorted(records, key=lambda name: records[name]["id"])
+
+    def address(self, name: str) -> str:
+        return str(self.info["subclouds"][name]["address"])
+
+    def registry(self, name: str) -> str:
+        """The subcloud's local registry host:port (what it calls registry.local:9001)."""
+        return str(self.info["subclouds"][name]["registry"])
+
+    def root(self, name: str) -> Path:
+        """Host path of the subcloud's private files (its /opt is root/opt, ...)."""
+        return Path(self.info["subclouds"][name]["root"])
+
+    @property
+    def password(self) -> str:
+        return self.paths.sysadmin_password.read_text().strip()
+
+    @property
+    def registry_user(self) -> str:
+        return str(self.info["registry_auth"]["user"])
+
+    @property
+    def registry_password(self) -> str:
+        return self.paths.registry_password.read_text().strip()
+
+    @property
+    def inventory(self) -> Path:
+        return self.paths.inventory_config
+
+    @property
+    def registry_file(self) -> Path:
+        return self.paths.registry_file
+
+    @property
+    def ca(self) -> Path:
+        return self.paths.ca_cert
+
+    @property
+    def central_registry(self) -> str:
+        return str(self.info["central_registry"]["address"])
+
+    def registry_entry(self, name: str) -> dict[str, Any]:
+        data = yaml.safe_load(self.registry_file.read_text())
+        return next(item for item in data["subclouds"] if item["name"] == name)
+
+    def subclouds_where(self, **fields: Any) -> list[str]:
+        """Names of subclouds whose registry entries have these field values."""
+        data = yaml.safe_load(self.registry_file.read_text())
+        return [
+            item["name"]
+            for item in data["subclouds"]
+            if all(item.get(k) == v for k, v in fields.items())
+        ]
+
+    # ------------------------------------------------------------------ access
+
+    def ssh(
+        self,
+        name: str,
+        command: str,
+        *,
+        become: bool = False,
+        input: str | None = None,
+        timeout: float = 60,
+        connect_timeout: int = 10,
+        check: bool = False,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run command on subcloud name as sysadmin over SSH (password via SSHPASS). become:
+        through sudo with the password on stdin, ahead of input."""
+        if become:
+            command = f"sudo -S -p '' sh -c {shlex.quote(command)}"
+            input = self.password + "\n" + (input or "")
+        args = [
+            "sshpass", "-e", "ssh", "-F", "/dev/null",
+            "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+            "-o", "LogLevel=ERROR", "-o", f"ConnectTimeout={connect_timeout}",
+            "-o", "ControlMaster=no", "-o", "ControlPath=none",
+            "-o", "PubkeyAuthentication=no", "-o", "PreferredAuthentications=password",
+            f"{SYSADMIN}@{self.address(name)}", command,
+        ]  # fmt: skip
+        result = subprocess.run(
+            args,
+            input=input if input is not None else "",
+            capture_output=True,
+            text=True,
+            env={**os.environ, "SSHPASS": self.password},
+            timeout=timeout,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"ssh {name} {command!r} failed ({result.returncode}):\n"
+                f"{result.stdout}{result.stderr}"
+            )
+        return result
+
+    def ansible_secrets(self, directory: Path) -> Path:
+        """A 0600 vars file with ansible_password / ansible_become_password, for
+        `--extra-vars @file` (the password stays off command lines)."""
+        path = directory / "lab-secrets.yml"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            yaml.safe_dump(
+                {"ansible_password": self.password, "ansible_become_password": self.password},
+                handle,
+            )
+        return path
+
+    def ansible_env(self, directory: Path) -> dict[str, str]:
+        """Environment for ansible commands against the lab (repo ansible.cfg, private control
+        sockets in directory, no host key prompts)."""
+        control = directory / "cp"
+        control.mkdir(exist_ok=True)
+        return {
+            **os.environ,
+            "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+            "ANSIBLE_SSH_CONTROL_PATH_DIR": str(control),
+            "ANSIBLE_HOST_KEY_CHECKING": "False",
+        }
+
+    def registry_api(self, registry: str, path: str) -> tuple[int, Any]:
+        """GET https://<registry><path> with the lab credential, verified with the lab CA.
+        Returns (status, parsed JSON body or None); raises OSError when unreachable."""
+        context = ssl.create_default_context(cafile=str(self.ca))
+        request = urllib.request.Request(f"https://{registry}{path}")
+        token = base64.b64encode(f"{self.registry_user}:{self.registry_password}".encode())
+        request.add_header("Authorization", f"Basic {token.decode()}")
+        try:
+            with urllib.request.urlopen(request, context=context, timeout=10) as response:
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            exc.close()
+            return exc.code, None
