@@ -342,7 +342,9 @@ def _unique(items: Iterable[Any], attr: str, section: str) -> None:
         seen[value] = index
 
 
-def _mapping(item: Any, where: tuple[Any, ...], allowed: set[str], required: Iterable[str]) -> dict:
+def _mapping(
+    item: Any, where: tuple[Any, ...], allowed: set[str], required: Iterable[str]
+) -> dict[str, Any]:
     if not isinstance(item, dict):
         raise _Invalid(where, "must be a mapping")
     for key in item:
@@ -354,25 +356,27 @@ def _mapping(item: Any, where: tuple[Any, ...], allowed: set[str], required: Ite
     return item
 
 
-def _int_id(item: dict, where: tuple[Any, ...]) -> int:
+def _int_id(item: dict[str, Any], where: tuple[Any, ...]) -> int:
     value = item["id"]
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise _Invalid((*where, "id"), "must be a positive integer")
     return value
 
 
-def _str(item: dict, key: str, where: tuple[Any, ...], default: str) -> str:
+def _str(item: dict[str, Any], key: str, where: tuple[Any, ...], default: str) -> str:
     value = item.get(key, default)
     if not isinstance(value, str):
         raise _Invalid((*where, key), f"must be a string (got {value!r})")
     return value
 
 
-def _choice(item: dict, key: str, where: tuple[Any, ...], choices: tuple[str, ...]) -> str:
+def _choice(
+    item: dict[str, Any], key: str, where: tuple[Any, ...], choices: tuple[str, ...]
+) -> str:
     value = item.get(key, choices[0])
     if value not in choices:
         raise _Invalid((*where, key), f"must be one of {', '.join(choices)} (got {value!r})")
-    return value
+    return str(value)
 
 
 def _group(item: Any, where: tuple[Any, ...]) -> Group:
@@ -568,7 +572,7 @@ def update_group(
     if not (name or description or update_apply_type or max_parallel_subclouds is not None):
         raise PrestageError("nothing to update")
     _check_group_fields(name, description, update_apply_type, max_parallel_subclouds)
-    result: dict[str, Group] = {}
+    result: dict[str, int] = {}
 
     def change(document: Any, current: Registry) -> None:
         group = current.group(ref)
@@ -592,10 +596,10 @@ def update_group(
             entry["update_apply_type"] = update_apply_type
         if max_parallel_subclouds is not None:
             entry["max_parallel_subclouds"] = max_parallel_subclouds
-        result["id"] = group.id  # type: ignore[assignment]
+        result["id"] = group.id
 
     updated = edit_registry(path, change)
-    return updated.group(int(result["id"]))  # type: ignore[arg-type]
+    return updated.group(result["id"])
 
 
 def delete_group(path: str, ref: str) -> Group:

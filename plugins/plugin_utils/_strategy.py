@@ -383,7 +383,7 @@ class _Reader:
         value = data.get(key)
         if value not in choices:
             raise StateFileError(f"{where}.{key} has an unknown value {value!r}")
-        return value
+        return str(value)
 
     @classmethod
     def _opt_choice(

@@ -6,7 +6,7 @@ import argparse
 import functools
 import os
 import sys
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 from cliff.command import Command
 from cliff.lister import Lister
@@ -74,7 +74,7 @@ class _ContextMixin:
 
     @property
     def ctx(self) -> Context:
-        return self.app.context
+        return cast(Context, self.app.context)
 
 
 class ShowCommand(_ContextMixin, ShowOne):
