@@ -179,15 +179,21 @@ def _write_lab_json(
     atomic_write(paths.lab_json, json.dumps(info, indent=2) + "\n")
 
 
-def _processes_referencing(root: Path) -> list[int]:
-    """Live processes whose command line names a file under the run directory."""
+def _lab_daemons(root: Path) -> list[int]:
+    """Live lab daemons (registries, sshds, subcloud anchors) found by the run directory on
+    their command line: catches the central registry and anything a lost netns left behind.
+    Other programs that merely read lab files (e.g. an rsync of a feed) are not touched."""
     marker = str(root) + "/"
     found = []
     for entry in os.scandir("/proc"):
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            args = cmdline(int(entry.name))
-            if any(marker in arg for arg in args):
-                found.append(int(entry.name))
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        args = cmdline(int(entry.name))
+        program = os.path.basename(args[0]) if args else ""
+        daemon = program in ("docker-registry", "sshd")
+        anchor = subclouds.INIT_SCRIPT.name in " ".join(args)
+        if (daemon or anchor) and any(marker in arg for arg in args):
+            found.append(int(entry.name))
     return found
 
 
@@ -199,7 +205,7 @@ def down(paths: Paths, purge: bool) -> int:
         names = sorted(_lab_names(paths))
         killed = subclouds.stop(paths, names)
         killed += stop_pids(network.lab_ssh_clients())
-        killed += stop_pids(_processes_referencing(paths.root))  # central registry, strays
+        killed += stop_pids(_lab_daemons(paths.root))  # the central registry, strays
         network.delete_links(sorted(network.lab_links() - {BRIDGE}))
         network.remove_bridge_and_route()
         _unmount_below(paths.root)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import json
 import secrets
 import ssl
 import subprocess
@@ -103,10 +102,3 @@ def has_image(registry: str, reference: str, ca: Path, user: str, password: str)
     name, tag = reference.rsplit(":", 1)
     status, _ = api_get(registry, f"/v2/{name}/manifests/{tag}", ca, user, password, method="HEAD")
     return status == 200
-
-
-def catalog(registry: str, ca: Path, user: str, password: str) -> list[str]:
-    status, body = api_get(registry, "/v2/_catalog", ca, user, password)
-    if status != 200:
-        raise LabError(f"registry {registry}: /v2/_catalog answered {status}")
-    return list(json.loads(body).get("repositories") or [])
