@@ -15,8 +15,8 @@ from typing import Any
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._strategy import now
 
 
-def process_start_ticks(pid: int) -> int | None:
-    """The start time of pid in clock ticks since boot (field 22 of /proc/<pid>/stat)."""
+def _stat_fields(pid: int) -> list[str] | None:
+    """Fields 3.. of /proc/<pid>/stat (state, ppid, ...), None if pid is gone or a zombie."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
             stat = handle.read()
@@ -24,12 +24,33 @@ def process_start_ticks(pid: int) -> int | None:
         return None
     # the command name (field 2) may contain spaces and parentheses: split after the last ')'
     fields = stat.rpartition(")")[2].split()
-    if not fields or fields[0] in ("Z", "X"):  # a zombie has finished running
+    if len(fields) < 20 or fields[0] in ("Z", "X"):  # a zombie has finished running
         return None
+    return fields
+
+
+def process_start_ticks(pid: int) -> int | None:
+    """The start time of pid in clock ticks since boot (field 22 of /proc/<pid>/stat)."""
+    fields = _stat_fields(pid)
     try:
-        return int(fields[19])
-    except (IndexError, ValueError):
+        return int(fields[19]) if fields else None
+    except ValueError:
         return None
+
+
+def is_ancestor(record: dict[str, Any] | None) -> bool:
+    """Whether the recorded process is this process or one of its ancestors (still running)."""
+    if not is_running(record) or record is None:
+        return False
+    pid = os.getpid()
+    while pid > 1:
+        if pid == record.get("pid"):
+            return True
+        fields = _stat_fields(pid)
+        if fields is None:
+            return False
+        pid = int(fields[1])
+    return False
 
 
 def orchestrator_record(pid: int | None, via: str) -> dict[str, Any]:

@@ -1,4 +1,6 @@
-"""The sysadmin password prompt, word for word as dcmanager asks it."""
+# Copyright: distcloud.prestage contributors
+# Apache License 2.0 (see LICENSE)
+"""The sysadmin password prompt, word for word as dcmanager asks it (CLI and playbook alike)."""
 
 from __future__ import annotations
 
@@ -26,6 +28,15 @@ def prompt_for_password() -> str:
             return password
         except (KeyboardInterrupt, EOFError):
             raise PrestageError("Password prompt interrupted.") from None
+
+
+def prompt_available() -> bool:
+    """Whether a terminal can be asked (getpass reads /dev/tty)."""
+    try:
+        with open("/dev/tty", "rb"):
+            return True
+    except OSError:
+        return False
 
 
 def sysadmin_password(given: str | None) -> str:

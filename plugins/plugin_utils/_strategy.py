@@ -113,6 +113,11 @@ STEP_DETAIL_FIELDS = (*STEP_FIELDS, "created_at", "updated_at")
 SCHEMA = 1
 
 
+def step_rank(state: str) -> int:
+    """Position of a step state in the order steps go through them."""
+    return _STEP_ORDER[state]
+
+
 def now() -> str:
     """A timestamp as dcmanager prints them (UTC, microseconds)."""
     return datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
@@ -408,6 +413,8 @@ class CreateRequest:
     for_install: bool = False
     for_sw_deploy: bool = False
     force: bool = False
+    # all subclouds, but only these (a playbook run limited to some hosts)
+    only: set[str] | None = None
 
 
 def validate_request(request: CreateRequest) -> None:
@@ -472,7 +479,7 @@ def build_strategy(
         apply_type, max_parallel = None, None
         stages, members = [], {}
         for group in registry.groups:
-            eligible = _eligible(registry.members(group), prestage_statuses)
+            eligible = _eligible(_within(registry.members(group), request), prestage_statuses)
             if eligible:
                 number = len(stages) + 1
                 stages.append(
@@ -482,7 +489,7 @@ def build_strategy(
     else:
         apply_type, max_parallel = _explicit_settings(request)
         stages = [Stage(1, None, apply_type, max_parallel)]
-        members = {1: _eligible(registry.subclouds, prestage_statuses)}
+        members = {1: _eligible(_within(registry.subclouds, request), prestage_statuses)}
 
     steps = [
         Step(cloud=sc.name, stage=number, created_at=created_at)
@@ -514,6 +521,12 @@ def _explicit_settings(request: CreateRequest) -> tuple[str | None, int]:
         request.subcloud_apply_type,
         DEFAULT_MAX_PARALLEL if max_parallel is None else max_parallel,
     )
+
+
+def _within(subclouds: list[Subcloud], request: CreateRequest) -> list[Subcloud]:
+    if request.only is None:
+        return subclouds
+    return [s for s in subclouds if s.name in request.only]
 
 
 def _eligible(candidates: list[Subcloud], statuses: dict[str, str | None]) -> list[Subcloud]:

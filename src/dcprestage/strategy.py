@@ -13,9 +13,9 @@ from ansible_collections.distcloud.prestage.plugins.plugin_utils._orchestrator i
     is_running,
     orchestrator_record,
 )
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._password import sysadmin_password
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._store import StateStore
 from dcprestage._base import ListCommand, ShowCommand, confirm
-from dcprestage._password import sysadmin_password
 
 
 def strategy_table(strategy: model.Strategy, state: str | None = None) -> tuple[Any, Any]:

@@ -1,0 +1,118 @@
+# Copyright: distcloud.prestage contributors
+# Apache License 2.0 (see LICENSE)
+"""Action plugin of distcloud.prestage.prestage_strategy (documented in plugins/modules)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.distcloud.prestage.plugins.module_utils._strategy_args import (
+    PRESTAGE_STRATEGY_ARGS,
+)
+from ansible_collections.distcloud.prestage.plugins.plugin_utils import _strategy as model
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._config import load_config
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._errors import PrestageError
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._orchestrator import (
+    is_ancestor,
+    is_running,
+    orchestrator_record,
+)
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._registry import load_registry
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._store import (
+    StateStore,
+    resolve_state_dir,
+)
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+
+    def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
+        result = super().run(tmp, task_vars)
+        _validation, params = self.validate_argument_spec(argument_spec=PRESTAGE_STRATEGY_ARGS)
+        try:
+            result.update(self._prepare(params))
+        except PrestageError as exc:
+            result.update(failed=True, msg=str(exc))
+        return result
+
+    def _prepare(self, params: dict[str, Any]) -> dict[str, Any]:
+        store = StateStore(resolve_state_dir(params["state_dir"]))
+        # The play runs in our parent: that process is the orchestrator from now on.
+        orchestrator = orchestrator_record(os.getppid(), via="ansible-playbook")
+        with store.locked():
+            strategy = store.load_strategy()
+            if strategy is None:
+                strategy = self._create(params, store)
+                model.apply(strategy, orchestrator)
+                action = "created"
+            elif strategy.state == model.INITIAL:
+                self._check_same(strategy, params)
+                model.apply(strategy, orchestrator)
+                action = "applied"
+            elif strategy.state == model.APPLYING and not is_running(strategy.orchestrator):
+                self._check_same(strategy, params)
+                model.resume(strategy, orchestrator)
+                action = "resumed"
+            elif strategy.state == model.APPLYING and is_ancestor(strategy.orchestrator):
+                orchestrator["applied-by"] = strategy.orchestrator.get("via")
+                strategy.orchestrator = orchestrator  # `dcprestage ... apply` started this run
+                action = "taken-over"
+            elif strategy.state in model.RUNNING_STATES:
+                pid = strategy.orchestrator.get("pid")
+                raise PrestageError(f"The prestage strategy is being applied by process {pid}")
+            else:
+                raise PrestageError(
+                    f"Strategy in state {strategy.state} cannot be applied; delete it first "
+                    "('dcprestage prestage-strategy delete')"
+                )
+            store.save_strategy(strategy)
+        fields = dict(zip(model.STRATEGY_FIELDS, strategy.row(), strict=True))
+        return {
+            "changed": True,
+            "action": action,
+            "state_dir": store.state_dir,
+            "release": strategy.release,
+            "for_sw_deploy": strategy.for_sw_deploy,
+            "force": strategy.force,
+            "steps": len(strategy.steps),
+            "strategy": fields,
+        }
+
+    def _create(self, params: dict[str, Any], store: StateStore) -> model.Strategy:
+        config = load_config(params["inventory_config"])
+        registry = load_registry(config.registry_path)
+        request = model.CreateRequest(
+            subcloud_apply_type=params["subcloud_apply_type"],
+            max_parallel_subclouds=params["max_parallel_subclouds"],
+            stop_on_failure=params["stop_on_failure"],
+            release=params["release"],
+            for_sw_deploy=params["prestage_type"] == "for_sw_deploy",
+            force=params["force"],
+        )
+        limit = (params["limit"] or "").strip()
+        if limit and registry.find_group(limit) is not None and not limit.isdigit():
+            request.group = limit  # -l First_10_Subclouds: that group's strategy and settings
+        elif limit and registry.find_subcloud(limit) is not None:
+            request.cloud_name = limit
+        elif limit:
+            request.only = set(params["hosts"])
+        return model.build_strategy(request, config, registry, store.prestage_statuses())
+
+    @staticmethod
+    def _check_same(strategy: model.Strategy, params: dict[str, Any]) -> None:
+        """Options given to the play must not contradict the strategy it applies."""
+        wanted_sw_deploy = params["prestage_type"] == "for_sw_deploy"
+        if params["release"] and params["release"] != strategy.release:
+            raise PrestageError(
+                f"The existing prestage strategy is for release {strategy.release}, not "
+                f"{params['release']}; delete it first or run without -e release"
+            )
+        if wanted_sw_deploy and not strategy.for_sw_deploy:
+            raise PrestageError(
+                "The existing prestage strategy is for install, not for software deployment; "
+                "delete it first or run without -e prestage_type"
+            )

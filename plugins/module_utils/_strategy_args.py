@@ -1,0 +1,18 @@
+# Copyright: distcloud.prestage contributors
+# Apache License 2.0 (see LICENSE)
+"""The options of the prestage_strategy action, shared by the action plugin and its docs module."""
+
+from __future__ import annotations
+
+PRESTAGE_STRATEGY_ARGS = dict(
+    inventory_config=dict(type="path", required=True),
+    state_dir=dict(type="path"),
+    release=dict(type="str"),
+    prestage_type=dict(type="str", default="for_install", choices=["for_install", "for_sw_deploy"]),
+    subcloud_apply_type=dict(type="str", choices=["parallel", "serial"]),
+    max_parallel_subclouds=dict(type="int"),
+    stop_on_failure=dict(type="bool", default=False),
+    force=dict(type="bool", default=False),
+    limit=dict(type="str"),
+    hosts=dict(type="list", elements="str", required=True),
+)

@@ -1,0 +1,125 @@
+#!/usr/bin/python
+# Copyright: distcloud.prestage contributors
+# Apache License 2.0 (see LICENSE)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: prestage_strategy
+short_description: Create, apply or resume the prestage strategy of a state dir
+version_added: 0.1.0
+description:
+  - Runs on the controller (it is an action plugin); C(playbooks/prestage.yml) calls it once,
+    before the subclouds are prestaged.
+  - When the state dir has no strategy, creates one from these options with the same rules as
+    C(dcprestage prestage-strategy create) - a I(limit) naming a subcloud group takes that group's
+    settings, a limit naming one subcloud makes a single-subcloud strategy, any other limit keeps
+    the subclouds of the play - and applies it.
+  - When the strategy is C(initial) (made by C(dcprestage)), applies it; when it is C(applying)
+    and its orchestrator is gone (a crash), resumes it; when C(dcprestage prestage-strategy apply)
+    started this run, takes it over.
+  - The process running the play is recorded as the strategy's orchestrator.
+options:
+  inventory_config:
+    description:
+      - The C(distcloud.prestage.subclouds) inventory config (registry and system controller).
+    type: path
+    required: true
+  state_dir:
+    description:
+      - The state dir; default C($DCPRESTAGE_STATE_DIR), else the XDG state home's
+        C(distcloud-prestage).
+    type: path
+  release:
+    description: Major release C(MM.mm) to prestage; default the system controller's own release.
+    type: str
+  prestage_type:
+    description: Prestage for install (reinstall to the release) or for software deployment.
+    type: str
+    default: for_install
+    choices: [for_install, for_sw_deploy]
+  subcloud_apply_type:
+    description: C(serial) runs one subcloud at a time.
+    type: str
+    choices: [parallel, serial]
+  max_parallel_subclouds:
+    description: Most subclouds prestaged at once, 1 to 250.
+    type: int
+  stop_on_failure:
+    description: Start no more subclouds after the first failure.
+    type: bool
+    default: false
+  force:
+    description: Skip only the management-affecting alarm check.
+    type: bool
+    default: false
+  limit:
+    description: The play's C(--limit) (C(ansible_limit)).
+    type: str
+  hosts:
+    description: The play's hosts (C(ansible_play_hosts_all)).
+    type: list
+    elements: str
+    required: true
+author:
+  - distcloud.prestage contributors
+"""
+
+EXAMPLES = r"""
+- name: Create or take over the prestage strategy
+  distcloud.prestage.prestage_strategy:
+    inventory_config: "{{ prestage_inventory_config }}"
+    release: "{{ release | default(omit) }}"
+    limit: "{{ ansible_limit | default(omit) }}"
+    hosts: "{{ ansible_play_hosts_all }}"
+  run_once: true
+  delegate_to: localhost
+  register: prestage_strategy
+"""
+
+RETURN = r"""
+action:
+  description: What was done - C(created), C(applied), C(resumed) or C(taken-over).
+  returned: success
+  type: str
+  sample: created
+state_dir:
+  description: The state dir of the strategy.
+  returned: success
+  type: str
+release:
+  description: The release the strategy prestages.
+  returned: success
+  type: str
+  sample: "24.09"
+for_sw_deploy:
+  description: Whether the strategy prestages for software deployment.
+  returned: success
+  type: bool
+force:
+  description: Whether the management-affecting alarm check is skipped.
+  returned: success
+  type: bool
+steps:
+  description: Number of subclouds in the strategy.
+  returned: success
+  type: int
+strategy:
+  description: The strategy as C(dcprestage prestage-strategy show) prints it.
+  returned: success
+  type: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+
+from ansible_collections.distcloud.prestage.plugins.module_utils._strategy_args import (  # noqa: E402
+    PRESTAGE_STRATEGY_ARGS,
+)
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=PRESTAGE_STRATEGY_ARGS, supports_check_mode=True)
+    module.fail_json(msg="distcloud.prestage.prestage_strategy runs on the controller as an action")
+
+
+if __name__ == "__main__":
+    main()

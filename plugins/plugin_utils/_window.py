@@ -1,0 +1,80 @@
+# Copyright: distcloud.prestage contributors
+# Apache License 2.0 (see LICENSE)
+"""Which subclouds may run now: the sliding window of the prestage strategy plugin.
+
+Pure logic over the run's steps, so it is tested without Ansible: hosts are admitted in step order,
+at most the current stage's window at once; a stage starts when the one before it has finished;
+nothing new is admitted after an abort request, a stop-on-failure, or a failed state write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ansible_collections.distcloud.prestage.plugins.plugin_utils import _strategy as model
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._errors import PrestageError
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._run import StrategyRun
+
+
+class Window:
+    def __init__(self, run: StrategyRun, play_hosts: list[str]) -> None:
+        strategy = run.strategy
+        if strategy is None:
+            raise PrestageError("the prestage run has not begun")
+        present = set(play_hosts)
+        missing = [s.cloud for s in strategy.steps if not s.final and s.cloud not in present]
+        if missing:
+            shown = ", ".join(missing[:5])
+            if len(missing) > 5:
+                shown += f" and {len(missing) - 5} more"
+            raise PrestageError(
+                f"The strategy's subclouds {shown} are not among this play's hosts; check the "
+                "inventory and --limit"
+            )
+        self.run = run
+        self._order = [s.cloud for s in strategy.steps]
+        self._stage_of = {s.cloud: s.stage for s in strategy.steps}
+        self._size = {stage.number: stage.window for stage in strategy.stages}
+        self._running: list[str] = []
+        self._next = 0
+
+    def largest(self) -> int:
+        """The most subclouds this strategy can have in progress at once."""
+        waiting: dict[int, int] = {}
+        for step in self.run.strategy.steps if self.run.strategy else []:
+            if not step.final:
+                waiting[step.stage] = waiting.get(step.stage, 0) + 1
+        return max((min(self._size[s], n) for s, n in waiting.items()), default=0)
+
+    def check_forks(self, forks: int) -> None:
+        needed = self.largest()
+        if forks < needed:
+            raise PrestageError(
+                f"Ansible has {forks} forks but this prestage strategy runs up to {needed} "
+                f"subclouds at once: run with --forks {needed} or more"
+            )
+
+    def admit(self, finished: Callable[[str], bool]) -> list[str]:
+        """The hosts that may run now; finished(host) says whether an admitted host is done."""
+        still = []
+        for cloud in self._running:
+            if finished(cloud):
+                self.run.host_finished(cloud)
+            else:
+                still.append(cloud)
+        if self.run.admitting():
+            states = self.run.step_states()
+            while self._next < len(self._order):
+                cloud = self._order[self._next]
+                if states.get(cloud) != model.STEP_INITIAL:
+                    self._next += 1  # done in an earlier run, or aborted while waiting
+                    continue
+                stage = self._stage_of[cloud]
+                if still and self._stage_of[still[0]] != stage:
+                    break  # the previous stage is still running
+                if len(still) >= self._size[stage]:
+                    break
+                still.append(cloud)
+                self._next += 1
+        self._running = still
+        return list(still)

@@ -1,0 +1,164 @@
+# Copyright: distcloud.prestage contributors
+# Apache License 2.0 (see LICENSE)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: prestage
+short_description: Runs a prestage strategy - a sliding window of subclouds, stage by stage
+version_added: 0.1.0
+description:
+  - Applies the prestage strategy of the state dir (see the C(distcloud.prestage.prestage_state)
+    callback) to the play's hosts. At most the stage's window of subclouds (its max parallel
+    subclouds; 1 when serial) are in progress at once, and the moment one finishes the next
+    waiting one starts - no polling interval, no batches.
+  - Stages (one per subcloud group for an all-subcloud strategy) run one after another.
+  - Stop-on-failure and an abort request (C(dcprestage prestage-strategy abort)) stop admitting
+    subclouds at once; subclouds already running finish their work.
+  - Subclouds whose steps are already final (a resumed strategy) are not run again.
+  - Built on the C(free) strategy; it only decides which hosts the play may run now.
+  - If a future ansible-core breaks it, the same play runs (without stages, abort or state
+    recording) with C(strategy: host_pinned), C(serial) and C(max_fail_percentage).
+notes:
+  - Ansible needs at least as many forks as the largest window (C(--forks)).
+"""
+
+from typing import Any  # noqa: E402
+
+from ansible.errors import AnsibleError  # noqa: E402
+from ansible.plugins.loader import callback_loader  # noqa: E402
+from ansible.plugins.strategy.free import StrategyModule as FreeStrategyModule  # noqa: E402
+from ansible.utils.display import Display  # noqa: E402
+
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._errors import (  # noqa: E402
+    PrestageError,
+)
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._password import (  # noqa: E402
+    prompt_available,
+    prompt_for_password,
+)
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._window import (  # noqa: E402
+    Window,
+)
+
+display = Display()
+STATE_CALLBACK = "distcloud.prestage.prestage_state"
+
+
+class CoreAccess:
+    """Every private ansible-core attribute this plugin touches, in one place (tested per core).
+
+    Ansible promises no stable API for strategy plugins; if a core release moves one of these,
+    this class is the only thing to change.
+    """
+
+    def __init__(self, strategy: FreeStrategyModule) -> None:
+        self._strategy = strategy
+
+    @property
+    def tqm(self) -> Any:
+        return self._strategy._tqm
+
+    def callbacks(self) -> list[Any]:
+        return self.tqm._callback_plugins
+
+    def forks(self) -> int:
+        return len(self._strategy._workers)
+
+    def play_hosts(self) -> list[str]:
+        return list(self._strategy._hosts_cache)
+
+    def is_blocked(self, host: str) -> bool:
+        return bool(self._strategy._blocked_hosts.get(host, False))
+
+    def is_unreachable(self, host: str) -> bool:
+        return host in self.tqm._unreachable_hosts
+
+    def has_next_task(self, iterator: Any, host: Any) -> bool:
+        # peek: the host's state only reads complete after a non-peek call
+        return iterator.get_next_task_for_host(host, peek=True)[1] is not None
+
+    def host(self, name: str) -> Any:
+        inventory = self._strategy._inventory
+        try:
+            return inventory.hosts[name]
+        except KeyError:
+            return inventory.get_host(name)
+
+    def extra_vars(self, iterator: Any) -> dict[str, Any]:
+        return iterator._play.get_variable_manager().extra_vars
+
+    def run_error(self) -> int:
+        return self.tqm.RUN_ERROR
+
+
+class StrategyModule(FreeStrategyModule):
+    def __init__(self, tqm: Any) -> None:
+        super().__init__(tqm)
+        self._core = CoreAccess(self)
+        self._window: Window | None = None
+        self._callback: Any = None
+
+    def run(self, iterator: Any, play_context: Any) -> Any:
+        self._set_hosts_cache(iterator._play)
+        self._ensure_password(iterator, play_context)
+        self._callback = self._state_callback()
+        try:
+            run = self._callback.begin_run(iterator._play, play_context)
+            self._window = Window(run, self._core.play_hosts())
+            self._window.check_forks(self._core.forks())
+        except PrestageError as exc:
+            if self._callback.run is not None:
+                self._callback.end_run()
+            raise AnsibleError(str(exc)) from None
+        try:
+            result = super().run(iterator, play_context)
+        finally:
+            self._callback.end_run()
+        if run.write_error:
+            display.error(run.write_error)
+            return self._core.run_error()
+        return result
+
+    def get_hosts_left(self, iterator: Any) -> list[Any]:
+        """The admitted window: hosts in step order, unfinished, at most the stage's window."""
+        assert self._window is not None
+        self._window.run.tick()
+
+        def finished(name: str) -> bool:
+            if self._core.is_unreachable(name):
+                return True
+            if self._core.is_blocked(name):
+                return False
+            return not self._core.has_next_task(iterator, self._core.host(name))
+
+        return [self._core.host(name) for name in self._window.admit(finished)]
+
+    def _state_callback(self) -> Any:
+        """The prestage_state callback of this run; loaded here if the config did not enable it."""
+        for plugin in self._core.callbacks():
+            if getattr(plugin, "CALLBACK_NAME", None) == STATE_CALLBACK:
+                return plugin
+        plugin = callback_loader.get(STATE_CALLBACK)
+        if plugin is None:  # pragma: no cover - the collection ships it
+            raise AnsibleError(f"The {STATE_CALLBACK} callback plugin cannot be loaded")
+        plugin.set_options()
+        self._core.callbacks().append(plugin)
+        return plugin
+
+    def _ensure_password(self, iterator: Any, play_context: Any) -> None:
+        """The sysadmin password: connection password, else sysadmin_password, else the prompt."""
+        password = play_context.password or play_context.become_pass
+        if not password:
+            password = self._core.extra_vars(iterator).get("sysadmin_password")
+        if not password:
+            if not prompt_available():
+                raise AnsibleError(
+                    "No sysadmin password: give it with -k/--ask-pass, a Machine credential, or "
+                    "-e sysadmin_password=... (from a vault), or run from a terminal to be asked"
+                )
+            try:
+                password = prompt_for_password()
+            except PrestageError as exc:
+                raise AnsibleError(str(exc)) from None
+        play_context.password = play_context.password or password
+        play_context.become_pass = play_context.become_pass or password
