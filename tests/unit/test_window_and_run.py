@@ -1,0 +1,184 @@
+"""The sliding window and the orchestrator's state recording, without Ansible (pure logic)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ansible_collections.distcloud.prestage.plugins.plugin_utils import _strategy as model
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._errors import PrestageError
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._run import (
+    StrategyRun,
+    prestage_versions_text,
+)
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._store import StateStore
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._window import Window
+
+
+def make_run(tmp_path: Path, stages: list[tuple[str | None, int, list[str]]], **kw) -> StrategyRun:
+    """A strategy applying in a fresh state dir, taken over by a StrategyRun."""
+    strategy = model.Strategy(
+        release="24.09", for_sw_deploy=False, subcloud_apply_type=None,
+        max_parallel_subclouds=None, stop_on_failure=kw.get("stop_on_failure", False),
+        force=False, cloud_name=None, group=None,
+        stages=[model.Stage(n, None, apply, size) for n, (apply, size, _) in enumerate(stages, 1)],
+        steps=[model.Step(c, n, created_at="t") for n, (*_, cs) in enumerate(stages, 1) for c in cs],  # noqa: E501
+        state=model.APPLYING, created_at="t",
+    )  # fmt: skip
+    store = StateStore(str(tmp_path / "state"))
+    store.save_strategy(strategy)
+    run = StrategyRun(store, flush_interval=0)
+    run.begin()
+    return run
+
+
+class Hosts:
+    """Stand-in for the play: which admitted hosts have nothing left to do."""
+
+    def __init__(self) -> None:
+        self.done: set[str] = set()
+
+    def finished(self, host: str) -> bool:
+        return host in self.done
+
+
+def test_window_refills_as_soon_as_one_finishes(tmp_path: Path) -> None:
+    run = make_run(tmp_path, [("parallel", 2, ["a", "b", "c", "d"])])
+    window, hosts = Window(run, ["a", "b", "c", "d"]), Hosts()
+    assert window.admit(hosts.finished) == ["a", "b"]
+    run.enter_phase("a", "precheck")
+    run.enter_phase("b", "precheck")
+    run.complete("b")
+    hosts.done.add("b")
+    assert window.admit(hosts.finished) == ["a", "c"]  # b's successor starts while a runs
+
+
+def test_serial_stage_is_a_window_of_one_and_stages_do_not_overlap(tmp_path: Path) -> None:
+    run = make_run(tmp_path, [("parallel", 5, ["a", "b"]), ("serial", 5, ["c", "d"])])
+    window, hosts = Window(run, ["a", "b", "c", "d"]), Hosts()
+    assert window.admit(hosts.finished) == ["a", "b"]
+    run.enter_phase("a", "precheck")
+    run.complete("a")
+    hosts.done.add("a")
+    assert window.admit(hosts.finished) == ["b"]  # stage 2 waits for all of stage 1
+    run.enter_phase("b", "precheck")
+    run.complete("b")
+    hosts.done.add("b")
+    assert window.admit(hosts.finished) == ["c"]
+
+
+def test_abort_request_stops_admitting_and_running_steps_finish(tmp_path: Path) -> None:
+    run = make_run(tmp_path, [("parallel", 1, ["a", "b", "c"])])
+    window, hosts = Window(run, ["a", "b", "c"]), Hosts()
+    assert window.admit(hosts.finished) == ["a"]
+    run.enter_phase("a", "packages")
+    run.flush(force=True)
+    # dcprestage prestage-strategy abort, from another process
+    with run.store.locked():
+        foreign = run.store.require_strategy()
+        model.request_abort(foreign, orchestrator_alive=True)
+        run.store.save_strategy(foreign)
+    run.tick()
+    assert not run.admitting()
+    run.complete("a")
+    hosts.done.add("a")
+    assert window.admit(hosts.finished) == []
+    run.finish()
+    saved = run.store.require_strategy()
+    assert saved.state == model.ABORTED
+    assert [s.state for s in saved.steps] == ["complete", "aborted", "aborted"]
+
+
+def test_merge_keeps_the_orchestrators_own_steps(tmp_path: Path) -> None:
+    run = make_run(tmp_path, [("parallel", 2, ["a", "b", "c"])])
+    window, hosts = Window(run, ["a", "b", "c"]), Hosts()
+    assert window.admit(hosts.finished) == ["a", "b"]
+    run.enter_phase("a", "precheck")  # in memory only until the next flush
+    with run.store.locked():  # an abort lands before the orchestrator wrote a's start
+        foreign = run.store.require_strategy()
+        model.request_abort(foreign, orchestrator_alive=True)
+        run.store.save_strategy(foreign)
+    run.flush(force=True)
+    saved = {s.cloud: s.state for s in run.store.require_strategy().steps}
+    assert saved == {"a": "prestage-precheck", "b": "aborted", "c": "aborted"}
+    assert run.store.require_strategy().state == model.ABORTING
+
+
+def test_stop_on_failure_leaves_waiting_steps_initial(tmp_path: Path) -> None:
+    run = make_run(tmp_path, [("parallel", 1, ["a", "b"])], stop_on_failure=True)
+    window, hosts = Window(run, ["a", "b"]), Hosts()
+    window.admit(hosts.finished)
+    run.enter_phase("a", "packages")
+    run.fail("a", "Prestaging packages failed ...")
+    hosts.done.add("a")
+    assert window.admit(hosts.finished) == []
+    run.finish()
+    saved = run.store.require_strategy()
+    assert saved.state == model.FAILED
+    assert [s.state for s in saved.steps] == ["failed", "initial"]
+    assert saved.steps[0].details == "prestaging-packages: Prestaging packages failed ..."
+
+
+def test_a_host_ending_without_completion_fails(tmp_path: Path) -> None:
+    run = make_run(tmp_path, [("parallel", 1, ["a"])])
+    window, hosts = Window(run, ["a"]), Hosts()
+    window.admit(hosts.finished)
+    run.enter_phase("a", "images")
+    hosts.done.add("a")
+    window.admit(hosts.finished)
+    run.flush(force=True)
+    step = run.store.require_strategy().step("a")
+    assert step.state == model.STEP_FAILED
+    assert step.details == (
+        "prestaging-images: the play ended for this subcloud before prestage completed"
+    )
+
+
+def test_resumed_strategy_skips_final_steps(tmp_path: Path) -> None:
+    run = make_run(tmp_path, [("parallel", 2, ["a", "b", "c"])])
+    run.enter_phase("a", "precheck")
+    run.complete("a", prestage_versions_text(["24.09"], None))
+    run.flush(force=True)
+    window = Window(run, ["a", "b", "c"])
+    assert window.admit(Hosts().finished) == ["b", "c"]
+    status = json.loads(Path(run.store.subclouds_path).read_text())["subclouds"]["a"]
+    assert status["prestage_status"] == "complete"
+    assert status["prestage_versions"] == "for-install: 24.09 - for-sw-deploy: None"
+
+
+def test_skip_ends_complete_and_clears_the_status(tmp_path: Path) -> None:
+    run = make_run(tmp_path, [("parallel", 1, ["a"])])
+    run.enter_phase("a", "precheck")
+    run.skip("a", "Subcloud is offline.")
+    run.flush(force=True)
+    step = run.store.require_strategy().step("a")
+    assert (step.state, step.details) == ("complete", "Prestage skipped 'a': Subcloud is offline.")
+    assert run.store.load_statuses()["a"].prestage_status is None
+    assert run.store.require_strategy().state == model.COMPLETE
+
+
+def test_forks_below_the_window_and_missing_hosts_are_errors(tmp_path: Path) -> None:
+    run = make_run(tmp_path, [("parallel", 3, ["a", "b", "c", "d"]), ("serial", 1, ["e"])])
+    with pytest.raises(PrestageError, match="are not among this play's hosts"):
+        Window(run, ["a", "b"])
+    window = Window(run, ["a", "b", "c", "d", "e"])
+    with pytest.raises(
+        PrestageError, match=r"has 2 forks .* up to 3 subclouds at once: run with --forks 3"
+    ):
+        window.check_forks(2)
+    window.check_forks(3)
+
+
+def test_a_failed_write_stops_admitting_and_is_reported(tmp_path: Path) -> None:
+    errors: list[str] = []
+    run = make_run(tmp_path, [("parallel", 2, ["a", "b", "c"])])
+    run._on_write_error = errors.append
+    # the lock cannot be taken (a directory in its place: modes do not stop root)
+    lock = Path(run.store.lock_path)
+    lock.unlink()
+    lock.mkdir()
+    run.enter_phase("a", "precheck")
+    assert errors and "Cannot record the prestage state" in errors[0]
+    assert not run.admitting()
