@@ -122,6 +122,7 @@ def ensure_feed(paths: Paths, release: str, size: int) -> dict[str, object]:
     dest = paths.feed_dir / f"rel-{release}"
     repo = dest / "ostree_repo"
     stamp = dest / ".lab-feed.json"
+    info: dict[str, object]
     try:
         info = json.loads(stamp.read_text())
     except (OSError, ValueError):

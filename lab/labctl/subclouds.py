@@ -101,13 +101,26 @@ class HostFiles:
             passwd=_with_entry(text("passwd"), f"{SYSADMIN}:x:{uid}:{uid}:StarlingX sysadmin:"
                                f"/home/{SYSADMIN}:/bin/bash"),
             group=_with_entry(text("group"), f"{SYSADMIN}:x:{uid}:"),
-            shadow=_with_entry(text("shadow"), f"{SYSADMIN}:{hashed}:{days}:0:99999:7:::"),
-            gshadow=_with_entry(text("gshadow"), f"{SYSADMIN}:!::"),
+            shadow=_with_entry(_locked(text("shadow")),
+                               f"{SYSADMIN}:{hashed}:{days}:0:99999:7:::"),
+            gshadow=_with_entry(_locked(text("gshadow")), f"{SYSADMIN}:!::"),
             hosts=text("hosts"),
             ca_pem=ca_pem,
             ca_bundle=bundle + ("" if bundle.endswith("\n") or not bundle else "\n") + ca_pem,
             stat={name: Path("/etc", name).stat() for name in names},
         )  # fmt: skip
+
+
+def _locked(table: str) -> str:
+    """A shadow/gshadow table with every password field locked: the host's hashes are not
+    copied into the lab, and only sysadmin can log in to a subcloud."""
+    lines = []
+    for line in table.splitlines():
+        fields = line.split(":")
+        if len(fields) > 2:
+            fields[1] = "!*"
+        lines.append(":".join(fields))
+    return "\n".join(lines) + "\n"
 
 
 def _with_entry(table: str, entry: str) -> str:

@@ -71,7 +71,8 @@ class Lab:
     @property
     def info(self) -> dict[str, Any]:
         """lab.json (see lab/README.md for its fields)."""
-        return json.loads(self.paths.lab_json.read_text())
+        info: dict[str, Any] = json.loads(self.paths.lab_json.read_text())
+        return info
 
     @property
     def subclouds(self) -> list[str]:
