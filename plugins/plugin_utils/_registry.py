@@ -19,9 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import YAMLError
 
 from ansible_collections.distcloud.prestage.plugins.module_utils._release import release_key
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._errors import (
@@ -33,6 +30,15 @@ from ansible_collections.distcloud.prestage.plugins.plugin_utils._files import (
     locked_file,
     read_text,
 )
+
+try:  # only edits need ruamel.yaml (the CLI has it); plugins that just read the registry do not
+    from ruamel.yaml import YAML
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+    from ruamel.yaml.error import YAMLError
+except ImportError:  # pragma: no cover - e.g. ansible-test's import sanity test
+    HAS_RUAMEL_YAML = False
+else:
+    HAS_RUAMEL_YAML = True
 
 try:  # libyaml makes a 5,000-subcloud registry load in a fraction of a second
     from yaml import CSafeLoader as _Loader
@@ -471,6 +477,8 @@ def edit_registry(path: str, change: Callable[[Any, Registry], None]) -> Registr
     PrestageError. The result is validated before it replaces the file, so an edit can never leave
     an invalid or half-written registry behind.
     """
+    if not HAS_RUAMEL_YAML:
+        raise PrestageError("Editing the subcloud registry needs the Python package ruamel.yaml")
     load_registry(path)  # a missing or invalid registry fails before anything else
     with locked_file(path):
         current = load_registry(path)
