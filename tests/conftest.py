@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterable
@@ -102,7 +101,10 @@ def tree_digest(paths: Iterable[Path]) -> dict[str, str]:
 def workspace(tmp_path: Path) -> Workspace:
     inventory = tmp_path / "inventory"
     inventory.mkdir()
-    shutil.copy(ROOT / "inventory" / "registry.yml", inventory / "registry.yml")
+    # Loopback addresses instead of the example's documentation ones: a test that starts a real
+    # run must never send traffic off this machine.
+    registry_text = (ROOT / "inventory" / "registry.yml").read_text()
+    (inventory / "registry.yml").write_text(registry_text.replace("192.0.2.", "127.0.2."))
     feed_dir = tmp_path / "sc" / "feed"
     software_dir = tmp_path / "sc" / "software"
     config = yaml.safe_load((ROOT / "inventory" / "subclouds.yml").read_text())

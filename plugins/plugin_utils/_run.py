@@ -83,7 +83,7 @@ class StrategyRun:
 
     def finish(self) -> None:
         """End of the play: every step this run left running is failed, then a last write."""
-        strategy = self._require()
+        strategy = self.current()
         for step in strategy.steps:
             if step.in_progress:
                 self.fail(step.cloud, "the play ended before prestage completed")
@@ -101,10 +101,10 @@ class StrategyRun:
     # ------------------------------------------------------------------ what the strategy reads
 
     def admitting(self) -> bool:
-        return self.write_error is None and model.admitting(self._require())
+        return self.write_error is None and model.admitting(self.current())
 
     def step_states(self) -> dict[str, str]:
-        return {s.cloud: s.state for s in self._require().steps}
+        return {s.cloud: s.state for s in self.current().steps}
 
     def tick(self) -> None:
         """Called often by the strategy plugin: pick up foreign writes, flush when due."""
@@ -125,7 +125,7 @@ class StrategyRun:
         if model.step_rank(state) < model.step_rank(step.state):
             return  # a later phase is already recorded
         self._owned.add(cloud)
-        model.set_step_state(self._require(), cloud, state)
+        model.set_step_state(self.current(), cloud, state)
         if state == model.STEP_PRECHECK:
             self._set_status(cloud, prestage_status=PRESTAGING, error=None)
         self._changed()
@@ -136,7 +136,7 @@ class StrategyRun:
             return
         self._owned.add(cloud)
         model.set_step_state(
-            self._require(), cloud, model.STEP_COMPLETE, model.skip_details(cloud, reason)
+            self.current(), cloud, model.STEP_COMPLETE, model.skip_details(cloud, reason)
         )
         self._set_status(cloud, prestage_status=None, error=None)
         self._changed()
@@ -149,7 +149,7 @@ class StrategyRun:
         # a step that never started fails in its first state, as dcmanager reports it
         state = step.state if step.state != model.STEP_INITIAL else model.STEP_PRECHECK
         model.set_step_state(
-            self._require(), cloud, model.STEP_FAILED, model.failure_details(state, reason)
+            self.current(), cloud, model.STEP_FAILED, model.failure_details(state, reason)
         )
         self._set_status(cloud, prestage_status="failed", error=reason)
         self._changed()
@@ -158,7 +158,7 @@ class StrategyRun:
         if self._final_or_unknown(cloud):
             return
         self._owned.add(cloud)
-        model.set_step_state(self._require(), cloud, model.STEP_COMPLETE)
+        model.set_step_state(self.current(), cloud, model.STEP_COMPLETE)
         values: dict[str, Any] = {"prestage_status": "complete", "error": None}
         if versions is not None:
             values["prestage_versions"] = versions
@@ -186,7 +186,7 @@ class StrategyRun:
             with self.store.locked():
                 if self._file_signature() != self._signature:
                     self._merge_from_file()
-                self.store.save_strategy(self._require())
+                self.store.save_strategy(self.current())
                 if self._dirty_statuses:
                     current = self.store.load_statuses()
                     for name in self._dirty_statuses:
@@ -206,7 +206,7 @@ class StrategyRun:
 
     def _merge_from_file(self) -> None:
         """The file changed under us: keep what this run started, take the rest from the file."""
-        mine = self._require()
+        mine = self.current()
         theirs = self.store.load_strategy()
         if theirs is None:
             raise PrestageError("the strategy was deleted while it was being applied")
@@ -224,14 +224,14 @@ class StrategyRun:
 
     # ------------------------------------------------------------------ helpers
 
-    def _require(self) -> model.Strategy:
+    def current(self) -> model.Strategy:
         if self.strategy is None:
             raise PrestageError("the prestage run has not begun")
         return self.strategy
 
     def _step(self, cloud: str) -> model.Step | None:
         try:
-            return self._require().step(cloud)
+            return self.current().step(cloud)
         except PrestageError:
             return None
 

@@ -594,6 +594,15 @@ def abandon(strategy: Strategy, at: str | None = None) -> None:
     strategy.updated_at = at
 
 
+def largest_window(strategy: Strategy) -> int:
+    """The most subclouds the strategy can have in progress at once (forks it needs)."""
+    waiting: dict[int, int] = {}
+    for step in strategy.steps:
+        if not step.final:
+            waiting[step.stage] = waiting.get(step.stage, 0) + 1
+    return max((min(strategy.stage(n).window, count) for n, count in waiting.items()), default=0)
+
+
 def check_deletable(strategy: Strategy) -> None:
     if strategy.state not in DELETABLE:
         raise PrestageError(f"Strategy in state {strategy.state} cannot be deleted")

@@ -38,16 +38,8 @@ class Window:
         self._running: list[str] = []
         self._next = 0
 
-    def largest(self) -> int:
-        """The most subclouds this strategy can have in progress at once."""
-        waiting: dict[int, int] = {}
-        for step in self.run.strategy.steps if self.run.strategy else []:
-            if not step.final:
-                waiting[step.stage] = waiting.get(step.stage, 0) + 1
-        return max((min(self._size[s], n) for s, n in waiting.items()), default=0)
-
     def check_forks(self, forks: int) -> None:
-        needed = self.largest()
+        needed = model.largest_window(self.run.current())
         if forks < needed:
             raise PrestageError(
                 f"Ansible has {forks} forks but this prestage strategy runs up to {needed} "

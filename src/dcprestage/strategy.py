@@ -15,6 +15,7 @@ from ansible_collections.distcloud.prestage.plugins.plugin_utils._orchestrator i
 )
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._password import sysadmin_password
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._store import StateStore
+from dcprestage import _launcher as launcher
 from dcprestage._base import ListCommand, ShowCommand, confirm
 
 
@@ -128,14 +129,35 @@ class ApplyStrategy(ShowCommand):
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
-        store = self.ctx.store
-        store.require_strategy()
+        ctx = self.ctx
+        store = ctx.store
+        check_appliable(store.require_strategy())
+        inventory = ctx.config.path
         confirm("Apply the prestage strategy?", parsed_args.yes)
+        password = store.load_secret() or sysadmin_password(None)
         with store.locked():
             strategy = store.require_strategy()
-            model.apply(strategy, orchestrator_record(None, via="dcprestage"))
+            if strategy.state == model.INITIAL:
+                model.apply(strategy, {})
+            else:
+                check_appliable(strategy)
+                model.resume(strategy, {})  # the orchestrator died: run what it left again
+            pid = launcher.start(
+                store.state_dir, inventory, password, model.largest_window(strategy)
+            )
+            strategy.orchestrator = orchestrator_record(pid, via="dcprestage")
+            strategy.orchestrator["applied-by"] = "dcprestage"
             store.save_strategy(strategy)
         return strategy_table(strategy)
+
+
+def check_appliable(strategy: model.Strategy) -> None:
+    """initial, or applying with its orchestrator gone (crash recovery)."""
+    if strategy.state == model.INITIAL:
+        return
+    if strategy.state == model.APPLYING and not is_running(strategy.orchestrator):
+        return
+    raise PrestageError(f"Strategy in state {strategy.state} cannot be applied")
 
 
 class ShowStrategy(ShowCommand):

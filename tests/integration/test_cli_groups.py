@@ -19,7 +19,7 @@ def test_subcloud_list_and_show(workspace: Workspace) -> None:
     assert shown["group_name"] == "First_10_Subclouds"
     assert shown["software_version"] == "22.12"
     assert shown["prestage_status"] is None
-    assert shown["oam_floating_ip"] == "192.0.2.17"
+    assert shown["oam_floating_ip"] == "127.0.2.17"
     assert workspace.fail("subcloud", "show", "nope") == "Subcloud nope does not exist"
 
 

@@ -1,0 +1,252 @@
+"""`dcprestage prestage-strategy apply` starts a real detached run (launcher -> ansible-runner ->
+ansible-playbook with the prestage strategy and callback plugins); `show`, `strategy-step list`
+and `abort` work while it runs; a killed orchestrator is resumed by `apply`.
+
+The subclouds' work is the gated harness (tests/integration/harness/gated.yml): each subcloud waits
+for a gate file the test creates, so every assertion is about an observed state, never a delay.
+Runs against lab subclouds with the real roles are in tests/integration/orchestration/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, Workspace
+
+HARNESS = ROOT / "tests" / "integration" / "harness"
+PASSWORD = "Apply-Test-Pw-5150"
+
+
+class Gated:
+    def __init__(self, ws: Workspace, gates: Path) -> None:
+        self.ws = ws
+        self.gates = gates
+
+    def open(self, cloud: str, outcome: str = "ok") -> None:
+        (self.gates / f".{cloud}").write_text(outcome)
+        (self.gates / f".{cloud}").rename(self.gates / cloud)
+
+    def strategy(self) -> dict:
+        return json.loads((self.ws.state_dir / "strategy.json").read_text())
+
+    def states(self) -> dict[str, str]:
+        return {s["cloud"]: s["state"] for s in self.strategy()["steps"]}
+
+    def wait(self, condition: Callable[[dict], bool], what: str, timeout: float = 90) -> dict:
+        """Poll strategy.json until condition(strategy) holds (a deadline, not a delay)."""
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            try:
+                last = self.strategy()
+            except (FileNotFoundError, ValueError):
+                last = None
+            if last is not None and condition(last):
+                return last
+            time.sleep(0.05)
+        log = self.ws.state_dir / "logs" / "orchestrator.log"
+        tail = log.read_text()[-2000:] if log.exists() else ""
+        raise AssertionError(f"timed out waiting for {what}; last: {last}\n{tail}")
+
+    def wait_states(self, expected: dict[str, str], timeout: float = 90) -> dict:
+        def matches(strategy: dict) -> bool:
+            states = {s["cloud"]: s["state"] for s in strategy["steps"]}
+            return all(states[c] == s for c, s in expected.items())
+
+        return self.wait(matches, f"steps {expected}", timeout)
+
+
+@pytest.fixture
+def gated(workspace: Workspace, tmp_path: Path):
+    gates = tmp_path / "gates"
+    gates.mkdir()
+    workspace.env.update(
+        DCPRESTAGE_PLAYBOOK=str(HARNESS / "gated.yml"),
+        DCPRESTAGE_TEST_GATES=str(gates),
+        ANSIBLE_LIBRARY=str(HARNESS / "library"),
+        DCPRESTAGE_SYSADMIN_PASSWORD=PASSWORD,
+    )
+    harness = Gated(workspace, gates)
+    yield harness
+    # let anything still waiting finish, and leave no orchestrator behind
+    for cloud in (f"subcloud{i}" for i in range(1, 25)):
+        if not (gates / cloud).exists():
+            harness.open(cloud)
+    try:
+        strategy = harness.strategy()
+    except (FileNotFoundError, ValueError):
+        return
+    pid = strategy["strategy"]["orchestrator"].get("pid")
+    if pid and strategy["strategy"]["state"] in ("applying", "abort requested", "aborting"):
+        harness.wait(lambda s: s["strategy"]["state"] in ("complete", "failed", "aborted"),
+                     "the run to end", timeout=120)  # fmt: skip
+
+
+def in_progress(strategy: dict) -> list[str]:
+    running = ("prestage-precheck", "prestaging-packages", "prestaging-images")
+    return [s["cloud"] for s in strategy["steps"] if s["state"] in running]
+
+
+def test_apply_runs_detached_with_a_sliding_window(gated: Gated) -> None:
+    ws = gated.ws
+    # a group of five that runs three at a time
+    ws.run("subcloud-group", "add", "--name", "trio", "--max_parallel_subclouds", "3", check=True)
+    for cloud in ("subcloud1", "subcloud2", "subcloud3", "subcloud4", "subcloud5"):
+        ws.run("subcloud", "update", "--group", "trio", cloud, check=True)
+    ws.run("prestage-strategy", "create", "--group", "trio", check=True)
+    started = time.monotonic()
+    applied = ws.table("prestage-strategy", "apply")
+    assert applied["state"] == "applying"
+    assert time.monotonic() - started < 10  # returns at once; the run goes on in the background
+
+    first = gated.wait_states({"subcloud1": "prestage-precheck", "subcloud2": "prestage-precheck",
+                               "subcloud3": "prestage-precheck"})  # fmt: skip
+    assert in_progress(first) == ["subcloud1", "subcloud2", "subcloud3"]
+    assert gated.states()["subcloud4"] == "initial"
+    shown = ws.run("strategy-step", "list", check=True).stdout
+    assert "prestage-precheck" in shown
+
+    gated.open("subcloud2")  # a fast subcloud: its successor starts while 1 and 3 still wait
+    after = gated.wait_states({"subcloud2": "complete", "subcloud4": "prestage-precheck"})
+    assert sorted(in_progress(after)) == ["subcloud1", "subcloud3", "subcloud4"]
+    for cloud in ("subcloud1", "subcloud3", "subcloud4", "subcloud5"):
+        gated.open(cloud)
+        observed = gated.strategy()
+        assert len(in_progress(observed)) <= 3
+    final = gated.wait(lambda s: s["strategy"]["state"] == "complete", "completion")
+    assert all(s["state"] == "complete" for s in final["steps"])
+    assert all(s["started-at"] and s["finished-at"] for s in final["steps"])
+    statuses = ws.rows("subcloud", "list")
+    trio = {f"subcloud{i}" for i in range(1, 6)}
+    assert {
+        r["name"]: r["prestage status"] for r in statuses if r["name"] in trio
+    } == dict.fromkeys(trio, "complete")
+    shown = ws.table("subcloud", "show", "subcloud2")
+    assert shown["prestage_versions"] == "for-install: 24.09 - for-sw-deploy: None"
+
+
+def test_abort_while_running_lets_running_steps_finish(gated: Gated) -> None:
+    ws = gated.ws
+    ws.run("prestage-strategy", "create", "--group", "Edge_Serial", check=True)
+    ws.run("prestage-strategy", "apply", check=True)
+    gated.wait_states({"subcloud19": "prestage-precheck"})
+    aborted = ws.table("prestage-strategy", "abort")
+    assert aborted["state"] == "abort requested"
+    states = gated.states()
+    assert states["subcloud19"] == "prestage-precheck"
+    assert {states[f"subcloud{i}"] for i in range(20, 25)} == {"aborted"}
+    # the orchestrator moves it on to aborting as soon as it sees the request
+    assert ws.fail("prestage-strategy", "delete") in (
+        "Strategy in state abort requested cannot be deleted",
+        "Strategy in state aborting cannot be deleted",
+    )
+    gated.open("subcloud19")
+    final = gated.wait(lambda s: s["strategy"]["state"] == "aborted", "the abort to complete")
+    assert {s["cloud"]: s["state"] for s in final["steps"]}["subcloud19"] == "complete"
+    ws.run("prestage-strategy", "delete", check=True)
+
+
+def test_stop_on_failure_leaves_waiting_steps_initial(gated: Gated) -> None:
+    ws = gated.ws
+    ws.run("prestage-strategy", "create", "--stop-on-failure", "--max-parallel-subclouds", "2",
+           check=True)  # fmt: skip
+    ws.run("prestage-strategy", "apply", check=True)
+    gated.wait_states({"subcloud1": "prestage-precheck", "subcloud2": "prestage-precheck"})
+    gated.open("subcloud1", "fail")
+    failed = gated.wait(lambda s: s["strategy"]["state"] == "failed", "stop on failure")
+    assert {s["cloud"]: s["state"] for s in failed["steps"]}["subcloud1"] == "failed"
+    gated.open("subcloud2")  # the running neighbour still finishes
+    final = gated.wait_states({"subcloud2": "complete"})
+    assert final["strategy"]["state"] == "failed"
+    waiting = [s["state"] for s in final["steps"] if s["cloud"] not in ("subcloud1", "subcloud2")]
+    assert set(waiting) == {"initial"}
+    log = ws.state_dir / "logs" / "subcloud1_playbook_output.log"
+    detail = next(s["details"] for s in final["steps"] if s["cloud"] == "subcloud1")
+    assert detail == (
+        "prestaging-packages: Prestaging packages failed for subcloud subcloud1, check individual "
+        f"log at {log} for detailed output."
+    )
+    assert "the gate said fail" in log.read_text()
+
+
+def test_killed_orchestrator_is_reported_and_resumed(gated: Gated) -> None:
+    ws = gated.ws
+    ws.run("prestage-strategy", "create", "--max-parallel-subclouds", "2", check=True)
+    ws.run("prestage-strategy", "apply", check=True)
+    gated.open("subcloud1")
+    running = gated.wait_states({"subcloud1": "complete", "subcloud3": "prestage-precheck"})
+    orchestrator = running["strategy"]["orchestrator"]
+    assert orchestrator["via"] == "ansible-playbook"  # the play took over from the launcher
+    os.kill(orchestrator["pid"], signal.SIGKILL)
+    gated.wait(lambda s: not _alive(s["strategy"]["orchestrator"]["pid"]), "the kill")
+
+    shown = ws.run("prestage-strategy", "show", check=True)
+    assert "applying" in shown.stdout
+    assert f"the orchestrator of this strategy (pid {orchestrator['pid']}) is not running" in (
+        shown.stderr
+    )
+    resumed = ws.table("prestage-strategy", "apply")
+    assert resumed["state"] == "applying"
+    states = gated.wait_states({"subcloud2": "prestage-precheck", "subcloud3": "prestage-precheck"})
+    assert states["steps"][0]["state"] == "complete"  # complete steps stay complete
+    for i in range(2, 25):
+        gated.open(f"subcloud{i}")
+    final = gated.wait(lambda s: s["strategy"]["state"] == "complete", "completion")
+    assert all(s["state"] == "complete" for s in final["steps"])
+
+
+def test_abort_when_the_orchestrator_is_gone_ends_at_once(gated: Gated) -> None:
+    ws = gated.ws
+    ws.run("prestage-strategy", "create", "--group", "Edge_Serial", check=True)
+    ws.run("prestage-strategy", "apply", check=True)
+    running = gated.wait_states({"subcloud19": "prestage-precheck"})
+    assert ws.fail("prestage-strategy", "apply") == "Strategy in state applying cannot be applied"
+    assert ws.fail("prestage-strategy", "delete") == (
+        "Strategy in state applying cannot be deleted"
+    )
+    pid = gated.wait(lambda s: s["strategy"]["orchestrator"]["via"] == "ansible-playbook",
+                     "the take-over")["strategy"]["orchestrator"]["pid"]  # fmt: skip
+    os.kill(pid, signal.SIGKILL)
+    gated.wait(lambda s: not _alive(pid), "the kill")
+    aborted = ws.table("prestage-strategy", "abort")
+    assert aborted["state"] == "aborted"
+    states = gated.states()
+    assert states["subcloud19"] == "aborted"
+    assert {states[f"subcloud{i}"] for i in range(20, 25)} == {"aborted"}
+    assert running["strategy"]["state"] == "applying"
+    ws.run("prestage-strategy", "delete", check=True)
+
+
+def test_the_password_is_nowhere_in_what_a_run_leaves(gated: Gated) -> None:
+    ws = gated.ws
+    ws.run("prestage-strategy", "create", "--group", "Edge_Serial", check=True)
+    ws.run("prestage-strategy", "apply", check=True)
+    for i in range(19, 25):
+        gated.open(f"subcloud{i}", "skip" if i == 20 else "ok")
+    final = gated.wait(lambda s: s["strategy"]["state"] == "complete", "completion")
+    skipped = next(s for s in final["steps"] if s["cloud"] == "subcloud20")
+    assert skipped["details"] == "Prestage skipped 'subcloud20': Subcloud is offline."
+    artifacts = list((ws.state_dir / "runner").rglob("*"))
+    assert any(p.name == "command" for p in artifacts)  # runner artifacts were left behind
+    secret = ws.state_dir / "sysadmin_password"
+    for path in ws.state_dir.rglob("*"):
+        if path.is_file() and path != secret:
+            assert PASSWORD.encode() not in path.read_bytes(), path
+    ws.run("prestage-strategy", "delete", check=True)
+    assert not secret.exists()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
