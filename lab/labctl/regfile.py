@@ -1,5 +1,5 @@
 """The subcloud registry (registry.yml) and the inventory plugin config (subclouds.yml) the lab
-writes. Edits take the control plane's lock (.registry.yml.lock next to the file) and replace the
+writes. Edits take the control plane's lock (an flock on registry.yml itself) and replace the
 file atomically; a field edit changes only that scalar's text, so comments survive."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from labctl.paths import SC_RELEASE, Paths, subcloud_address, subcloud_index, subcloud_name
-from labctl.util import LabError, atomic_write, locked
+from labctl.util import LabError, atomic_write, locked_in_place
 
 GROUPS: list[dict[str, Any]] = [
     {"id": 1, "name": "Default", "description": "Default Subcloud Group",
@@ -51,8 +51,7 @@ def default_entry(index: int) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def registry_lock(paths: Paths) -> Iterator[None]:
-    path = paths.registry_file
-    with locked(path.parent / f".{path.name}.lock"):
+    with locked_in_place(paths.registry_file):
         yield
 
 

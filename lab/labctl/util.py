@@ -82,6 +82,33 @@ def locked(lock_path: Path) -> Iterator[None]:
         os.close(fd)
 
 
+@contextlib.contextmanager
+def locked_in_place(path: Path) -> Iterator[None]:
+    """Exclusive flock on the file itself, as the control plane takes it on registry.yml.
+
+    Files are replaced by rename, so once granted the lock must still be on the file at path;
+    otherwise take it again on the new one. A file that does not exist yet needs no lock.
+    """
+    while True:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            yield
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                current = os.stat(path)
+            except FileNotFoundError:
+                continue
+            held = os.fstat(fd)
+            if (current.st_ino, current.st_dev) == (held.st_ino, held.st_dev):
+                yield
+                return
+        finally:
+            os.close(fd)
+
+
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
 
 
