@@ -96,8 +96,11 @@ class CallbackModule(CallbackBase):
         state_dir = resolve_state_dir(
             extra_vars.get("prestage_state_dir") or self.get_option("state_dir")
         )
-        store = StateStore(state_dir)
-        self._log_dir = self.get_option("log_dir") or store.logs_dir
+        # a one-subcloud run (dcprestage subcloud prestage) reports to the main state dir
+        store = StateStore(state_dir, statuses_dir=extra_vars.get("prestage_status_dir"))
+        self._log_dir = (
+            extra_vars.get("prestage_log_dir") or self.get_option("log_dir") or store.logs_dir
+        )
         self.set_secrets(play_context)
         self.run = StrategyRun(
             store,

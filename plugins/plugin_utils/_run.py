@@ -187,13 +187,10 @@ class StrategyRun:
                 if self._file_signature() != self._signature:
                     self._merge_from_file()
                 self.store.save_strategy(self.current())
-                if self._dirty_statuses:
-                    current = self.store.load_statuses()
-                    for name in self._dirty_statuses:
-                        current[name] = self._statuses[name]
-                    self.store.save_statuses(current)
-                    self._dirty_statuses.clear()
                 self._signature = self._file_signature()
+            changes = {name: self._statuses[name] for name in self._dirty_statuses}
+            self.store.update_statuses(changes)
+            self._dirty_statuses.clear()
         except (PrestageError, OSError) as exc:
             message = f"Cannot record the prestage state in {self.store.state_dir}: {exc}"
             if message != self.write_error and self._on_write_error is not None:

@@ -37,6 +37,7 @@ STATE_DIR_ENV = "DCPRESTAGE_STATE_DIR"
 STRATEGY_FILE = "strategy.json"
 SUBCLOUDS_FILE = "subclouds.json"
 LOCK_FILE = "strategy.lock"
+STATUS_LOCK_FILE = "subclouds.lock"
 SECRET_FILE = "sysadmin_password"
 LOGS_DIR = "logs"
 
@@ -72,12 +73,18 @@ class SubcloudStatus:
 
 
 class StateStore:
-    """One state dir. Construct freely: nothing is created until something is written."""
+    """One state dir. Construct freely: nothing is created until something is written.
 
-    def __init__(self, state_dir: str) -> None:
+    statuses_dir is where subclouds.json lives when it is not this dir (a one-subcloud run of
+    `dcprestage subcloud prestage` keeps its own strategy but reports to the main state dir).
+    """
+
+    def __init__(self, state_dir: str, statuses_dir: str | None = None) -> None:
         self.state_dir = state_dir
+        self.statuses_dir = statuses_dir or state_dir
         self.strategy_path = os.path.join(state_dir, STRATEGY_FILE)
-        self.subclouds_path = os.path.join(state_dir, SUBCLOUDS_FILE)
+        self.subclouds_path = os.path.join(self.statuses_dir, SUBCLOUDS_FILE)
+        self.status_lock_path = os.path.join(self.statuses_dir, STATUS_LOCK_FILE)
         self.lock_path = os.path.join(state_dir, LOCK_FILE)
         self.secret_path = os.path.join(state_dir, SECRET_FILE)
         self.logs_dir = os.path.join(state_dir, LOGS_DIR)
@@ -179,6 +186,19 @@ class StateStore:
                 raise StateFileError(f"State file {self.subclouds_path}: {name} has a bad value")
             statuses[name] = SubcloudStatus(**values)
         return statuses
+
+    def update_statuses(self, changes: dict[str, SubcloudStatus]) -> None:
+        """Replace these subclouds' entries in subclouds.json (read-modify-write, locked)."""
+        if not changes:
+            return
+        if self.statuses_dir != self.state_dir:
+            StateStore(self.statuses_dir).ensure()
+        else:
+            self.ensure()
+        with exclusive_lock(self.status_lock_path):
+            current = self.load_statuses()
+            current.update(changes)
+            self.save_statuses(current)
 
     def save_statuses(self, statuses: dict[str, SubcloudStatus]) -> None:
         self.ensure()

@@ -28,6 +28,7 @@ COMMANDS: dict[str, type] = {
     "subcloud list": subclouds.ListSubclouds,
     "subcloud show": subclouds.ShowSubcloud,
     "subcloud update": subclouds.UpdateSubcloud,
+    "subcloud prestage": subclouds.PrestageSubcloud,
     "subcloud-group add": subclouds.AddGroup,
     "subcloud-group list": subclouds.ListGroups,
     "subcloud-group show": subclouds.ShowGroup,

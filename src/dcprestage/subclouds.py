@@ -3,16 +3,31 @@
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 from ansible_collections.distcloud.prestage.plugins.plugin_utils import _registry as registry_ops
+from ansible_collections.distcloud.prestage.plugins.plugin_utils import _strategy as model
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._orchestrator import (
+    is_running,
+    orchestrator_record,
+)
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._password import sysadmin_password
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._registry import (
     Group,
     Registry,
     Subcloud,
 )
-from ansible_collections.distcloud.prestage.plugins.plugin_utils._store import SubcloudStatus
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._run import PRESTAGING
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._store import (
+    StateStore,
+    SubcloudStatus,
+)
+from dcprestage import _launcher as launcher
 from dcprestage._base import ListCommand, PlainCommand, ShowCommand, confirm
+
+# `subcloud prestage` runs keep their own one-step strategy here, beside the main one
+ONE_SUBCLOUD_DIR = "subcloud-prestage"
 
 SUBCLOUD_LIST_FIELDS = (
     "id",
@@ -233,3 +248,72 @@ class ListGroupSubclouds(ListCommand):
         statuses = self.ctx.store.load_statuses()
         members = registry.members(registry.group(parsed_args.group))
         return SUBCLOUD_LIST_FIELDS, [subcloud_list_row(s, statuses.get(s.name)) for s in members]
+
+
+class PrestageSubcloud(ShowCommand):
+    """Prestage one subcloud now, without a strategy (it runs in the background)."""
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument("subcloud", help="Name of the subcloud to prestage.")
+        parser.add_argument("--release", help="Major release MM.mm (default: the SC's).")
+        parser.add_argument("--for-install", action="store_true", help="Prestage for install.")
+        parser.add_argument(
+            "--for-sw-deploy", action="store_true", help="Prestage for software deployment."
+        )
+        parser.add_argument(
+            "--force", action="store_true", help="Skip the management affecting alarm check."
+        )
+        parser.add_argument(
+            "--sysadmin-password", help="sysadmin password, will be prompted if not provided."
+        )
+        return parser
+
+    def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
+        ctx = self.ctx
+        name = parsed_args.subcloud
+        request = model.CreateRequest(
+            cloud_name=name,
+            release=parsed_args.release,
+            for_install=parsed_args.for_install,
+            for_sw_deploy=parsed_args.for_sw_deploy,
+            force=parsed_args.force,
+        )
+        store = ctx.store
+        run_store = StateStore(os.path.join(store.state_dir, ONE_SUBCLOUD_DIR, name))
+        # every check first: any skip or failure reason is an error here
+        model.build_strategy(request, ctx.config, ctx.registry, _live_statuses(store, run_store))
+        password = sysadmin_password(parsed_args.sysadmin_password)
+        with store.locked(), run_store.locked():
+            strategy = model.build_strategy(
+                request, ctx.config, ctx.registry, _live_statuses(store, run_store)
+            )
+            model.apply(strategy, {})
+            pid = launcher.start(
+                run_store.state_dir,
+                ctx.config.path,
+                password,
+                forks=1,
+                extra_vars={"prestage_status_dir": store.state_dir,
+                            "prestage_log_dir": store.logs_dir},
+            )  # fmt: skip
+            strategy.orchestrator = orchestrator_record(pid, via="dcprestage")
+            run_store.save_strategy(strategy)
+            store.update_statuses({name: SubcloudStatus(prestage_status=PRESTAGING)})
+        subcloud = ctx.registry.subcloud(name)
+        status = store.load_statuses().get(name)
+        return SUBCLOUD_FIELDS, subcloud_detail(ctx.registry, subcloud, status)
+
+
+def _live_statuses(store: StateStore, run_store: StateStore) -> dict[str, str | None]:
+    """prestage statuses, with a 'prestaging' left by a one-subcloud run that died cleared."""
+    statuses = store.prestage_statuses()
+    previous = run_store.load_strategy()
+    name = os.path.basename(run_store.state_dir)
+    if (
+        statuses.get(name) == PRESTAGING
+        and previous is not None
+        and not is_running(previous.orchestrator)
+    ):
+        statuses[name] = None
+    return statuses

@@ -250,3 +250,42 @@ def _alive(pid: int) -> bool:
         return False
     stat = Path(f"/proc/{pid}/stat").read_text()
     return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
+
+
+def test_subcloud_prestage_runs_one_subcloud_in_the_background(gated: Gated) -> None:
+    ws = gated.ws
+    shown = ws.table("subcloud", "prestage", "subcloud7", "--release", "22.12")
+    assert shown["prestage_status"] == "prestaging"
+    # a second request while it runs is refused, as dcmanager refuses it
+    assert ws.fail("subcloud", "prestage", "subcloud7") == (
+        "Prestage check failed for subcloud subcloud7: Subcloud subcloud7 current prestage_status "
+        "is 'prestaging'. Please wait until it finishes before running this operation."
+    )
+    # no strategy is involved
+    assert ws.fail("prestage-strategy", "show") == "Strategy of type 'prestage' not found"
+    gated.open("subcloud7")
+    deadline = time.monotonic() + 90
+    while ws.table("subcloud", "show", "subcloud7")["prestage_status"] != "complete":
+        assert time.monotonic() < deadline, "the one-subcloud run did not complete"
+        time.sleep(0.1)
+    assert ws.table("subcloud", "show", "subcloud7")["prestage_versions"] == (
+        "for-install: 24.09 - for-sw-deploy: None"
+    )
+    assert (ws.state_dir / "logs" / "subcloud7_playbook_output.log").exists()
+
+
+def test_subcloud_prestage_checks_everything_first(gated: Gated) -> None:
+    ws = gated.ws
+
+    def offline(data):
+        data["subclouds"][7]["availability"] = "offline"
+
+    ws.edit_registry(offline)
+    assert ws.fail("subcloud", "prestage", "subcloud8") == (
+        "Prestage check failed for subcloud subcloud8: Subcloud is offline."
+    )
+    assert ws.fail("subcloud", "prestage", "nope") == "Subcloud nope does not exist"
+    assert ws.fail("subcloud", "prestage", "subcloud1", "--release", "24.9") == (
+        "Specified release format is not supported. Version format must be MM.mm."
+    )
+    assert not (ws.state_dir / "subcloud-prestage").exists()
