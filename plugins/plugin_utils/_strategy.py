@@ -570,8 +570,12 @@ def resume(strategy: Strategy, orchestrator: dict[str, Any], at: str | None = No
 def request_abort(strategy: Strategy, orchestrator_alive: bool, at: str | None = None) -> None:
     """applying -> abort requested: waiting steps are aborted now, running ones finish.
 
-    Without a live orchestrator nothing is running any more, so the abort completes at once.
+    Without a live orchestrator nothing is running any more, so the abort completes at once
+    (also for an abort whose orchestrator died before finishing it).
     """
+    if strategy.state in (ABORT_REQUESTED, ABORTING) and not orchestrator_alive:
+        abandon(strategy, at)
+        return
     if strategy.state != APPLYING:
         raise PrestageError(f"Strategy in state {strategy.state} cannot be aborted")
     at = at or now()

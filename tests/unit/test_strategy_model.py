@@ -209,3 +209,14 @@ def test_round_trip_and_strict_reading(registry, config) -> None:
     broken["strategy"]["stop-on-failure"] = "yes"
     with pytest.raises(StateFileError, match="stop-on-failure is not true or false"):
         model.Strategy.from_dict(broken)
+
+
+def test_an_abort_left_by_a_dead_orchestrator_can_be_finished(registry, config) -> None:
+    strategy = new_strategy(registry, config)
+    model.set_step_state(strategy, "a", model.STEP_PACKAGES)
+    model.request_abort(strategy, orchestrator_alive=True)
+    with pytest.raises(PrestageError, match="Strategy in state abort requested cannot be aborted"):
+        model.request_abort(strategy, orchestrator_alive=True)
+    model.request_abort(strategy, orchestrator_alive=False)  # the orchestrator died meanwhile
+    assert strategy.state == model.ABORTED
+    assert strategy.step("a").state == model.STEP_ABORTED
