@@ -73,6 +73,23 @@ class DcPrestageApp(App):
         )
         return one_line_errors(parser)
 
+    def interact(self) -> None:
+        """Global options but no command: a one-line error, never cliff's interactive shell."""
+        self.stderr.write(f"{self.NAME}: error: no command given; see '{self.NAME} help'\n")
+
+    def run_subcommand(self, argv: list[str]) -> int:
+        # cliff answers an unknown command with a list of suggestions on stdout: one line on stderr
+        try:
+            self.command_manager.find_command(argv)
+        except ValueError:
+            matches = self.get_fuzzy_matches(argv[0])
+            hint = f"; did you mean: {', '.join(matches)}?" if matches else ""
+            self.stderr.write(
+                f"{self.NAME}: '{' '.join(argv)}' is not a {self.NAME} command{hint}\n"
+            )
+            return 2
+        return super().run_subcommand(argv)
+
     def initialize_app(self, argv: list[str]) -> None:
         self.context = Context(self.options.inventory, self.options.state_dir)
         # Progress notes (e.g. subclouds left out of a strategy) only with -v.
