@@ -13,6 +13,8 @@ ensure_importable()
 
 from cliff.app import App  # noqa: E402
 from cliff.commandmanager import CommandManager  # noqa: E402
+from cliff.complete import CompleteCommand  # noqa: E402
+from cliff.help import HelpCommand  # noqa: E402
 
 from dcprestage import __version__, strategy, subclouds  # noqa: E402
 from dcprestage._base import Context, one_line_errors  # noqa: E402
@@ -50,6 +52,9 @@ class DcPrestageApp(App):
             deferred_help=True,
         )
         self.context: Context | None = None
+        # cliff's own commands: bad options are one line, as everywhere else
+        self.command_manager.add_command("help", _OneLineHelp)
+        self.command_manager.add_command("complete", _OneLineComplete)
 
     def build_option_parser(
         self,
@@ -95,6 +100,16 @@ class DcPrestageApp(App):
         # Progress notes (e.g. subclouds left out of a strategy) only with -v.
         if self.options.verbose_level <= 1:
             logging.getLogger("ansible_collections").setLevel(logging.WARNING)
+
+
+class _OneLineHelp(HelpCommand):
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        return one_line_errors(super().get_parser(prog_name))
+
+
+class _OneLineComplete(CompleteCommand):
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        return one_line_errors(super().get_parser(prog_name))
 
 
 def main(argv: list[str] | None = None) -> int:
