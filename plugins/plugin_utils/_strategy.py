@@ -422,7 +422,7 @@ def validate_request(request: CreateRequest) -> None:
     if request.for_install and request.for_sw_deploy:
         raise PrestageError(MSG_BOTH_TYPES)
     if request.group is not None:
-        if request.cloud_name:
+        if request.cloud_name is not None:
             raise PrestageError(MSG_GROUP_AND_CLOUD)
         if request.subcloud_apply_type:
             raise PrestageError(MSG_GROUP_AND_APPLY_TYPE)
@@ -458,7 +458,7 @@ def build_strategy(
     check_release_on_system_controller(config, release, request.for_sw_deploy)
     created_at = created_at or now()
 
-    if request.cloud_name:
+    if request.cloud_name is not None:  # "" is a subcloud name that does not exist, not "all"
         subcloud = registry.subcloud(request.cloud_name)
         reason = initial_skip_reason(subcloud, prestage_statuses.get(subcloud.name))
         reason = reason or subcloud_release_failure(
