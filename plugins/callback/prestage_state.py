@@ -127,16 +127,14 @@ class CallbackModule(CallbackBase):
     # ------------------------------------------------------------ task events
 
     def v2_runner_on_start(self, host: Any, task: Any) -> None:
-        phase = self._phase(task)
-        if self.run is None or phase is None:
+        if self.run is None or (phase := self._phase(task)) is None:
             return
         name = host.get_name()
         self.run.enter_phase(name, phase)
         self._log(name, f"TASK [{task.get_name()}] started ({phase})")
 
     def v2_runner_on_ok(self, result: Any) -> None:
-        phase = self._phase(result._task)
-        if self.run is None or phase is None:
+        if self.run is None or self._phase(result._task) is None:
             return
         name = result._host.get_name()
         data = result._result
@@ -154,8 +152,7 @@ class CallbackModule(CallbackBase):
             self.run.record_versions(name, versions)
 
     def v2_runner_on_failed(self, result: Any, ignore_errors: bool = False) -> None:
-        phase = self._phase(result._task)
-        if self.run is None or phase is None:
+        if self.run is None or (phase := self._phase(result._task)) is None:
             return
         name = result._host.get_name()
         message = self._message(result._result)
@@ -165,8 +162,7 @@ class CallbackModule(CallbackBase):
         self._fail(name, phase, message, result._result)
 
     def v2_runner_on_unreachable(self, result: Any) -> None:
-        phase = self._phase(result._task)
-        if self.run is None or phase is None:
+        if self.run is None or (phase := self._phase(result._task)) is None:
             return
         name = result._host.get_name()
         message = f"Subcloud {name} is unreachable: {self._message(result._result)}"

@@ -13,8 +13,10 @@ description:
     C(ansible_user=sysadmin); its registry attributes become host variables named
     C(subcloud_<attribute>) (for example C(subcloud_software_version), C(subcloud_system_mode)).
   - Each subcloud group becomes an Ansible group of the same name, so C(-l First_10_Subclouds)
-    selects it; the group carries C(update_apply_type), C(max_parallel_subclouds),
-    C(subcloud_group_id) and C(subcloud_group_description) as group variables.
+    selects it; the group carries C(subcloud_group_update_apply_type),
+    C(subcloud_group_max_parallel_subclouds), C(subcloud_group_id) and
+    C(subcloud_group_description) as group variables (prefixed, so they never shadow the
+    C(max_parallel_subclouds)/C(subcloud_apply_type) options of C(playbooks/prestage.yml)).
   - The system controller settings are given to every host as C(prestage_system_controller), and
     the path of this config as C(prestage_inventory_config), so plays and C(dcprestage) read one
     configuration.
@@ -47,6 +49,13 @@ options:
         certificate is verified.
       - C(docker_min_free_gib) is the free space needed in C(/var/lib/docker) before images are
         prestaged (default 16).
+      - C(upgrades_metadata) is the system controller's upgrade metadata
+        (default C(/opt/upgrades/metadata.xml)); prestaged releases below the lowest of its
+        C(supported_upgrades) are removed from subclouds. Absent file, nothing is removed.
+      - C(registry_username) and C(registry_password_file) (a file holding the password) are the
+        credential of the central registry, also used for the subclouds' local registry unless
+        the roles are given another one; C(registry_auth_file) is a containers-auth.json whose
+        entries (central registry, C(registry.local:9001)) win over them. Default none.
       - Relative paths are relative to this config file.
     type: dict
     default: {}
@@ -141,8 +150,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                     "vars": {
                         "subcloud_group_id": g.id,
                         "subcloud_group_description": g.description,
-                        "update_apply_type": g.update_apply_type,
-                        "max_parallel_subclouds": g.max_parallel_subclouds,
+                        "subcloud_group_update_apply_type": g.update_apply_type,
+                        "subcloud_group_max_parallel_subclouds": g.max_parallel_subclouds,
                     },
                 }
                 for g in registry.groups

@@ -51,10 +51,10 @@ def test_example_inventory_lists_hosts_groups_and_vars(workspace: Workspace) -> 
     assert plain(data["First_10_Subclouds"]["vars"]) == {
         "subcloud_group_id": 2,
         "subcloud_group_description": "The first ten subclouds, prestaged ten at a time",
-        "update_apply_type": "parallel",
-        "max_parallel_subclouds": 10,
+        "subcloud_group_update_apply_type": "parallel",
+        "subcloud_group_max_parallel_subclouds": 10,
     }
-    assert plain(data["Edge_Serial"]["vars"])["update_apply_type"] == "serial"
+    assert plain(data["Edge_Serial"]["vars"])["subcloud_group_update_apply_type"] == "serial"
     assert len(data["Default"]["hosts"]) == 8
     # keyed_groups from the example config
     assert "subcloud6" in data["release_24_09"]["hosts"]

@@ -1,0 +1,128 @@
+"""The ansible-playbook entry point: a strategy made from the play (its -l and -e), an initial
+one made by dcprestage applied, and the sysadmin password from -k, an extra var or the prompt.
+
+Uses the gated harness playbook (the real prestage_strategy action, strategy and callback
+plugins; each subcloud's work is a gate file opened here in advance). Lab runs of the real
+playbook are in tests/integration/orchestration/.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pexpect
+import pytest
+
+from tests.conftest import ROOT, VENV_BIN, Workspace
+
+HARNESS = ROOT / "tests" / "integration" / "harness"
+PROMPT = "Enter the sysadmin password for the subcloud: "
+CONFIRM = "Re-enter sysadmin password to confirm: "
+SECRET = "Playbook-Pw-771"
+
+
+@pytest.fixture
+def play(workspace: Workspace, tmp_path: Path) -> Workspace:
+    gates = tmp_path / "gates"
+    gates.mkdir()
+    for i in range(1, 25):
+        (gates / f"subcloud{i}").write_text("ok")
+    workspace.env.update(DCPRESTAGE_TEST_GATES=str(gates), ANSIBLE_LIBRARY=str(HARNESS / "library"))
+    return workspace
+
+
+def playbook(ws: Workspace, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(VENV_BIN / "ansible-playbook"), "-i", str(ws.config), str(HARNESS / "gated.yml"),
+         *args],
+        capture_output=True, text=True, env=ws.env, cwd=ws.root, timeout=300, check=False,
+        start_new_session=True,  # no controlling terminal: nobody can be prompted
+    )  # fmt: skip
+
+
+def strategy(ws: Workspace) -> dict:
+    return json.loads((ws.state_dir / "strategy.json").read_text())
+
+
+def test_limit_naming_a_group_takes_its_settings(play: Workspace) -> None:
+    result = playbook(play, "-l", "Edge_Serial", "-e", f"sysadmin_password={SECRET}")
+    assert result.returncode == 0, result.stdout[-3000:]
+    made = strategy(play)
+    assert made["strategy"]["extra-args"]["group"] == "Edge_Serial"
+    assert made["strategy"]["subcloud-apply-type"] == "serial"
+    assert made["strategy"]["state"] == "complete"
+    assert [s["cloud"] for s in made["steps"]] == [f"subcloud{i}" for i in range(19, 25)]
+    table = play.table("prestage-strategy", "show")
+    assert table["state"] == "complete"
+
+
+def test_limit_naming_one_subcloud_and_play_options(play: Workspace) -> None:
+    result = playbook(play, "-l", "subcloud7", "-e", f"sysadmin_password={SECRET}",
+                      "-e", "release=22.12", "-e", "stop_on_failure=true")  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:]
+    made = strategy(play)
+    assert made["strategy"]["extra-args"]["cloud_name"] == "subcloud7"
+    assert made["strategy"]["extra-args"]["prestage-software-version"] == "22.12"
+    assert made["strategy"]["stop-on-failure"] is True
+
+
+def test_other_limits_keep_the_plays_subclouds_in_group_stages(play: Workspace) -> None:
+    result = playbook(play, "-l", "subcloud1,subcloud12,subcloud20",
+                      "-e", f"sysadmin_password={SECRET}")  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:]
+    steps = [(s["cloud"], s["stage"]) for s in strategy(play)["steps"]]
+    assert steps == [("subcloud12", 1), ("subcloud1", 2), ("subcloud20", 3)]
+
+
+def test_bad_play_options_are_refused_before_anything_runs(play: Workspace) -> None:
+    result = playbook(play, "-e", f"sysadmin_password={SECRET}", "-e", "max_parallel_subclouds=0")
+    assert result.returncode != 0
+    assert "Invalid max-parallel-subclouds value: 0." in result.stdout
+    assert not (play.state_dir / "strategy.json").exists()
+    result = playbook(play, "-l", "First_10_Subclouds", "-e", "max_parallel_subclouds=3",
+                      "-e", f"sysadmin_password={SECRET}")  # fmt: skip
+    assert "The --max-parallel-subclouds options is not supported when --group" in result.stdout
+
+
+def test_the_playbook_applies_an_initial_strategy_made_by_dcprestage(play: Workspace) -> None:
+    play.run("prestage-strategy", "create", "--group", "Edge_Serial", "--sysadmin-password",
+             SECRET, check=True)  # fmt: skip
+    created = strategy(play)["strategy"]["created-at"]
+    result = playbook(play, "-e", f"sysadmin_password={SECRET}")
+    assert result.returncode == 0, result.stdout[-3000:]
+    applied = strategy(play)
+    assert applied["strategy"]["created-at"] == created  # the same strategy, not a new one
+    assert applied["strategy"]["state"] == "complete"
+    assert len(applied["steps"]) == 6
+    # a finished strategy is not applied again by the playbook
+    again = playbook(play, "-e", f"sysadmin_password={SECRET}")
+    assert again.returncode != 0
+    assert "Strategy in state complete cannot be applied; delete it first" in again.stdout
+
+
+def test_no_password_and_no_terminal_is_a_clear_error(play: Workspace) -> None:
+    result = playbook(play, "-l", "subcloud1")
+    assert result.returncode != 0
+    assert "No sysadmin password: give it with -k/--ask-pass" in result.stdout + result.stderr
+
+
+def test_the_seed_prompt_when_run_from_a_terminal(play: Workspace) -> None:
+    child = pexpect.spawn(
+        str(VENV_BIN / "ansible-playbook"),
+        ["-i", str(play.config), str(HARNESS / "gated.yml"), "-l", "subcloud2"],
+        env=play.env, cwd=str(play.root), encoding="utf-8", timeout=120,
+    )  # fmt: skip
+    child.expect_exact(PROMPT)
+    child.sendline("")
+    child.expect_exact("Password cannot be empty")
+    child.expect_exact(PROMPT)
+    child.sendline(SECRET)
+    child.expect_exact(CONFIRM)
+    child.sendline(SECRET)
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before[-3000:]
+    assert SECRET not in child.before
+    assert strategy(play)["strategy"]["state"] == "complete"
