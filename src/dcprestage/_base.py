@@ -80,6 +80,18 @@ class _ContextMixin:
 class ShowCommand(_ContextMixin, ShowOne):
     """A command printing one vertical Field/Value table."""
 
+    # The fields a command that changes something prints: -c is checked against them before the
+    # change (cliff checks only when printing, after the change was made).
+    fields: tuple[str, ...] = ()
+
+    def run(self, parsed_args: argparse.Namespace) -> int:
+        columns = getattr(parsed_args, "columns", None)
+        if self.fields and columns and not set(columns) & set(self.fields):
+            raise PrestageError(
+                f"No recognized column names in {columns}. Recognized columns are {self.fields}."
+            )
+        return super().run(parsed_args)
+
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         return one_line_errors(super().get_parser(prog_name))
 

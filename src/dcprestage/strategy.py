@@ -38,6 +38,8 @@ def warn_if_orphaned(store: StateStore, strategy: model.Strategy) -> None:
 class CreateStrategy(ShowCommand):
     """Create a prestage strategy (for one subcloud, a subcloud group, or all subclouds)."""
 
+    fields = model.STRATEGY_FIELDS
+
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
         parser.add_argument(
@@ -123,6 +125,8 @@ class CreateStrategy(ShowCommand):
 class ApplyStrategy(ShowCommand):
     """Apply the prestage strategy."""
 
+    fields = model.STRATEGY_FIELDS
+
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
         parser.add_argument("--yes", action="store_true", help="Do not ask for confirmation.")
@@ -173,6 +177,8 @@ class ShowStrategy(ShowCommand):
 class AbortStrategy(ShowCommand):
     """Abort the prestage strategy: subclouds not yet started are not started."""
 
+    fields = model.STRATEGY_FIELDS
+
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
         store = self.ctx.store
         store.require_strategy()  # a missing or unreadable strategy fails before taking the lock
@@ -185,6 +191,8 @@ class AbortStrategy(ShowCommand):
 
 class DeleteStrategy(ShowCommand):
     """Delete the prestage strategy (when initial, complete, aborted or failed)."""
+
+    fields = model.STRATEGY_FIELDS
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)

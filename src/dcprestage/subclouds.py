@@ -131,6 +131,8 @@ class ShowSubcloud(ShowCommand):
 class UpdateSubcloud(ShowCommand):
     """Update a subcloud's attributes (its subcloud group)."""
 
+    fields = SUBCLOUD_FIELDS
+
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
         parser.add_argument("subcloud", help="Name of the subcloud.")
@@ -147,6 +149,8 @@ class UpdateSubcloud(ShowCommand):
 
 class AddGroup(ShowCommand):
     """Add a new subcloud group."""
+
+    fields = GROUP_FIELDS
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
@@ -198,6 +202,8 @@ class ShowGroup(_GroupRefCommand):
 
 class UpdateGroup(_GroupRefCommand):
     """Update the attributes of a subcloud group."""
+
+    fields = GROUP_FIELDS
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
@@ -252,6 +258,8 @@ class ListGroupSubclouds(ListCommand):
 
 class PrestageSubcloud(ShowCommand):
     """Prestage one subcloud now, without a strategy (it runs in the background)."""
+
+    fields = SUBCLOUD_FIELDS
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
