@@ -52,7 +52,8 @@ def one_line_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Bad options print one line (no usage block) and exit 2, as every error here does."""
 
     def error(message: str) -> NoReturn:
-        parser.exit(2, f"{parser.prog}: error: {message}\n")
+        # one line even when a value typed on the command line holds a newline
+        parser.exit(2, f"{parser.prog}: error: {' '.join(message.split())}\n")
 
     parser.error = error  # type: ignore[method-assign]
     return parser

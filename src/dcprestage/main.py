@@ -89,9 +89,8 @@ class DcPrestageApp(App):
         except ValueError:
             matches = self.get_fuzzy_matches(argv[0])
             hint = f"; did you mean: {', '.join(matches)}?" if matches else ""
-            self.stderr.write(
-                f"{self.NAME}: '{' '.join(argv)}' is not a {self.NAME} command{hint}\n"
-            )
+            given = " ".join(" ".join(argv).split())  # one line, whatever the arguments hold
+            self.stderr.write(f"{self.NAME}: '{given}' is not a {self.NAME} command{hint}\n")
             return 2
         return super().run_subcommand(argv)
 
