@@ -81,8 +81,8 @@ class _ContextMixin:
 class ShowCommand(_ContextMixin, ShowOne):
     """A command printing one vertical Field/Value table."""
 
-    # The fields a command that changes something prints: -c is checked against them before the
-    # change (cliff checks only when printing, after the change was made).
+    # The fields the command prints: -c is checked against them before anything is done or said
+    # (cliff checks only when printing: after a change was made, or after a warning).
     fields: tuple[str, ...] = ()
 
     def run(self, parsed_args: argparse.Namespace) -> int:

@@ -167,6 +167,8 @@ def check_appliable(strategy: model.Strategy) -> None:
 class ShowStrategy(ShowCommand):
     """Show the details of the prestage strategy."""
 
+    fields = model.STRATEGY_FIELDS
+
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
         store = self.ctx.store
         strategy = store.require_strategy()
@@ -221,6 +223,8 @@ class ListSteps(ListCommand):
 
 class ShowStep(ShowCommand):
     """Show the details of one strategy step."""
+
+    fields = model.STEP_DETAIL_FIELDS
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)

@@ -116,6 +116,8 @@ class ListSubclouds(ListCommand):
 class ShowSubcloud(ShowCommand):
     """Show the details of a subcloud."""
 
+    fields = SUBCLOUD_FIELDS
+
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
         parser.add_argument("subcloud", help="Name of the subcloud.")
@@ -195,6 +197,8 @@ class _GroupRefCommand(ShowCommand):
 
 class ShowGroup(_GroupRefCommand):
     """Show the details of a subcloud group."""
+
+    fields = GROUP_FIELDS
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
         return GROUP_FIELDS, group_row(self.ctx.registry.group(parsed_args.group))
