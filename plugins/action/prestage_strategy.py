@@ -13,7 +13,12 @@ from ansible_collections.distcloud.prestage.plugins.module_utils._strategy_args 
     PRESTAGE_STRATEGY_ARGS,
 )
 from ansible_collections.distcloud.prestage.plugins.plugin_utils import _strategy as model
-from ansible_collections.distcloud.prestage.plugins.plugin_utils._config import load_config
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._config import (
+    PrestageConfig,
+    load_config,
+    resolve_config_path,
+    system_controller_settings,
+)
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._errors import PrestageError
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._orchestrator import (
     is_ancestor,
@@ -23,8 +28,12 @@ from ansible_collections.distcloud.prestage.plugins.plugin_utils._orchestrator i
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._registry import load_registry
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._store import (
     StateStore,
-    resolve_state_dir,
+    run_state_dir,
 )
+
+# Options a survey may leave unanswered: an empty string is "not given".
+_OPTIONAL = ("release", "prestage_type", "subcloud_apply_type", "max_parallel_subclouds",
+             "stop_on_failure", "force", "group", "limit")  # fmt: skip
 
 
 class ActionModule(ActionBase):
@@ -32,15 +41,20 @@ class ActionModule(ActionBase):
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result = super().run(tmp, task_vars)
+        self._task.args = {
+            key: value
+            for key, value in self._task.args.items()
+            if not (key in _OPTIONAL and (value is None or value == ""))
+        }
         _validation, params = self.validate_argument_spec(argument_spec=PRESTAGE_STRATEGY_ARGS)
         try:
-            result.update(self._prepare(params))
+            result.update(self._prepare(params, task_vars or {}))
         except PrestageError as exc:
             result.update(failed=True, msg=str(exc))
         return result
 
-    def _prepare(self, params: dict[str, Any]) -> dict[str, Any]:
-        store = StateStore(resolve_state_dir(params["state_dir"]))
+    def _prepare(self, params: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
+        store = StateStore(run_state_dir(params["state_dir"], task_vars))
         # The play runs in our parent: that process is the orchestrator from now on.
         orchestrator = orchestrator_record(os.getppid(), via="ansible-playbook")
         with store.locked():
@@ -83,7 +97,7 @@ class ActionModule(ActionBase):
         }
 
     def _create(self, params: dict[str, Any], store: StateStore) -> model.Strategy:
-        config = load_config(params["inventory_config"])
+        config = self._config(params)
         registry = load_registry(config.registry_path)
         request = model.CreateRequest(
             subcloud_apply_type=params["subcloud_apply_type"],
@@ -94,13 +108,27 @@ class ActionModule(ActionBase):
             force=params["force"],
         )
         limit = (params["limit"] or "").strip()
-        if limit and registry.find_group(limit) is not None and not limit.isdigit():
+        if params["group"] is not None:
+            request.group = params["group"]  # a survey's group: as -l GROUP
+        elif limit and registry.find_group(limit) is not None and not limit.isdigit():
             request.group = limit  # -l First_10_Subclouds: that group's strategy and settings
         elif limit and registry.find_subcloud(limit) is not None:
             request.cloud_name = limit
-        elif limit:
+        if request.cloud_name is None:
+            # only the play's subclouds: those of a limit, or an AWX job slice's share
             request.only = set(params["hosts"])
         return model.build_strategy(request, config, registry, store.prestage_statuses())
+
+    @staticmethod
+    def _config(params: dict[str, Any]) -> PrestageConfig:
+        """The inventory's settings as the play has them, else the inventory config's."""
+        if params["registry"]:
+            source = params["inventory_config"] or "the inventory"
+            settings = system_controller_settings(
+                params["system_controller"], os.path.dirname(params["registry"]), source
+            )
+            return PrestageConfig(source, params["registry"], settings)
+        return load_config(resolve_config_path(params["inventory_config"]))
 
     @staticmethod
     def _check_same(strategy: model.Strategy, params: dict[str, Any]) -> None:

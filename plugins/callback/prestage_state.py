@@ -67,7 +67,7 @@ from ansible_collections.distcloud.prestage.plugins.plugin_utils._run import (  
 )
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._store import (  # noqa: E402
     StateStore,
-    resolve_state_dir,
+    run_state_dir,
 )
 
 STRATEGY_NAME = "distcloud.prestage.prestage"
@@ -93,8 +93,8 @@ class CallbackModule(CallbackBase):
     def begin_run(self, play: Any, play_context: Any) -> StrategyRun:
         """Take over the strategy for this play (called by the prestage strategy plugin)."""
         extra_vars = play.get_variable_manager().extra_vars
-        state_dir = resolve_state_dir(
-            extra_vars.get("prestage_state_dir") or self.get_option("state_dir")
+        state_dir = run_state_dir(
+            extra_vars.get("prestage_state_dir") or self.get_option("state_dir"), extra_vars
         )
         # a one-subcloud run (dcprestage subcloud prestage) reports to the main state dir
         store = StateStore(state_dir, statuses_dir=extra_vars.get("prestage_status_dir"))

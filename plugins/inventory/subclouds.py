@@ -33,7 +33,8 @@ options:
   registry:
     description:
       - Path of the subcloud registry YAML file; a relative path is relative to this config file.
-    required: true
+      - Without it, C($DCPRESTAGE_REGISTRY) (an AWX inventory source passes its source variables
+        to the sync as environment variables). One of the two is required.
     type: str
   system_controller:
     description:

@@ -5,7 +5,11 @@
 from __future__ import annotations
 
 PRESTAGE_STRATEGY_ARGS = dict(
-    inventory_config=dict(type="path", required=True),
+    inventory_config=dict(type="path"),
+    # the inventory plugin's settings as the inventory gives them to plays (an AWX job has no
+    # inventory config of its own: its inventory was synced from one)
+    registry=dict(type="path"),
+    system_controller=dict(type="dict"),
     state_dir=dict(type="path"),
     release=dict(type="str"),
     prestage_type=dict(type="str", default="for_install", choices=["for_install", "for_sw_deploy"]),
@@ -13,6 +17,7 @@ PRESTAGE_STRATEGY_ARGS = dict(
     max_parallel_subclouds=dict(type="int"),
     stop_on_failure=dict(type="bool", default=False),
     force=dict(type="bool", default=False),
+    group=dict(type="str"),
     limit=dict(type="str"),
     hosts=dict(type="list", elements="str", required=True),
 )

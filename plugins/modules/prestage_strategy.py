@@ -18,16 +18,33 @@ description:
     and its orchestrator is gone (a crash), resumes it; when C(dcprestage prestage-strategy apply)
     started this run, takes it over.
   - The process running the play is recorded as the strategy's orchestrator.
+  - A new strategy only has subclouds among the play's I(hosts), so each slice of an AWX sliced
+    job makes a strategy of its own share of the subclouds.
+  - Options given as empty strings (unanswered survey questions) count as not given.
 options:
   inventory_config:
     description:
       - The C(distcloud.prestage.subclouds) inventory config (registry and system controller).
+      - Not read when I(registry) is given.
     type: path
-    required: true
+  registry:
+    description:
+      - The subcloud registry, as the inventory plugin gives it to plays (C(prestage_registry)).
+      - With I(system_controller), used instead of reading I(inventory_config) again - the way an
+        AWX job works, whose inventory was synced from the config by an inventory source.
+    type: path
+  system_controller:
+    description:
+      - The system controller settings, as the inventory plugin gives them to plays
+        (C(prestage_system_controller)); used with I(registry).
+    type: dict
   state_dir:
     description:
       - The state dir; default C($DCPRESTAGE_STATE_DIR), else the XDG state home's
         C(distcloud-prestage).
+      - Under AWX (an C(awx_job_id) extra var) the strategy lives in a directory of the job below
+        it, C(awx-job-<id>) (C(awx-workflow-<id>/awx-job-<id>) for a job of a workflow, such as
+        the slices of a sliced job), as the C(distcloud.prestage.prestage_state) callback's does.
     type: path
   release:
     description: Major release C(MM.mm) to prestage; default the system controller's own release.
@@ -52,6 +69,12 @@ options:
     description: Skip only the management-affecting alarm check.
     type: bool
     default: false
+  group:
+    description:
+      - A subcloud group to prestage with that group's settings, as C(-l GROUP) does (for a
+        survey, which cannot set the limit). Not with I(subcloud_apply_type) or
+        I(max_parallel_subclouds).
+    type: str
   limit:
     description: The play's C(--limit) (C(ansible_limit)).
     type: str

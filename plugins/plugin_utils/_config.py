@@ -23,6 +23,8 @@ from ansible_collections.distcloud.prestage.plugins.plugin_utils._files import r
 PLUGIN_NAME = "distcloud.prestage.subclouds"
 CONFIG_SUFFIXES = ("subclouds.yml", "subclouds.yaml")
 DEFAULT_CONFIG_PATH = os.path.join("inventory", "subclouds.yml")
+# The registry of a config that names none (an AWX inventory source's source variable).
+REGISTRY_ENV = "DCPRESTAGE_REGISTRY"
 
 # StarlingX's own locations on a system controller; the lab and tests override them.
 SYSTEM_CONTROLLER_DEFAULTS: dict[str, Any] = {
@@ -149,9 +151,18 @@ def load_config(path: str) -> PrestageConfig:
 def config_from_options(
     registry: Any, system_controller: Any, base_dir: str, source: str
 ) -> PrestageConfig:
-    """The shared reading of the two options, for the CLI and the inventory plugin alike."""
+    """The shared reading of the two options, for the CLI and the inventory plugin alike.
+
+    A config without `registry` takes $DCPRESTAGE_REGISTRY (how an AWX inventory source passes
+    its source variables to the sync), relative to the config's directory like the option.
+    """
+    if registry is None:
+        registry = os.environ.get(REGISTRY_ENV)
     if not isinstance(registry, str) or not registry:
-        raise PrestageError(f"Invalid inventory config {source}: 'registry' (a path) is required")
+        raise PrestageError(
+            f"Invalid inventory config {source}: 'registry' (a path) is required "
+            f"(or ${REGISTRY_ENV})"
+        )
     registry_path = os.path.normpath(os.path.join(base_dir, os.path.expanduser(registry)))
     settings = system_controller_settings(system_controller, base_dir, source)
     return PrestageConfig(source, registry_path, settings)

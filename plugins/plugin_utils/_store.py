@@ -13,7 +13,7 @@ import contextlib
 import json
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +54,41 @@ def resolve_state_dir(explicit: str | None = None) -> str:
     return os.path.abspath(
         os.path.expanduser(explicit or os.environ.get(STATE_DIR_ENV) or default_state_dir())
     )
+
+
+# Extra vars AWX/Tower gives every job (awx_* and their tower_* twins).
+AWX_JOB_VARS = ("awx_job_id", "tower_job_id")
+AWX_WORKFLOW_VARS = ("awx_workflow_job_id", "tower_workflow_job_id")
+
+
+def run_state_dir(explicit: str | None, play_vars: Mapping[str, Any]) -> str:
+    """The state dir of a play run: resolve_state_dir(explicit), keyed by the job under AWX.
+
+    Under AWX/Tower (an awx_job_id extra var) it is <base>/awx-job-<id>, and
+    <base>/awx-workflow-<wf>/awx-job-<id> for a job of a workflow (the slices of a sliced job
+    share their workflow), so concurrent and sliced jobs never share a file. The one rule the
+    prestage_strategy action, the prestage_state callback and the strategy plugin all use.
+    """
+    base = resolve_state_dir(explicit)
+    job = _awx_id(play_vars, AWX_JOB_VARS)
+    if job is None:
+        return base
+    workflow = _awx_id(play_vars, AWX_WORKFLOW_VARS)
+    if workflow is not None:
+        base = os.path.join(base, f"awx-workflow-{workflow}")
+    return os.path.join(base, f"awx-job-{job}")
+
+
+def _awx_id(play_vars: Mapping[str, Any], names: tuple[str, ...]) -> str | None:
+    for name in names:
+        value = play_vars.get(name)
+        if value is None or value == "":
+            continue
+        text = str(value)
+        if isinstance(value, bool) or not text.isdigit():
+            raise PrestageError(f"{name} must be a job id (digits), not {value!r}")
+        return text
+    return None
 
 
 @dataclass

@@ -473,7 +473,7 @@ def build_strategy(
         group = registry.group(request.group)
         apply_type, max_parallel = group.update_apply_type, group.max_parallel_subclouds
         stages = [Stage(1, group.name, apply_type, max_parallel)]
-        members = {1: _eligible(registry.members(group), prestage_statuses)}
+        members = {1: _eligible(_within(registry.members(group), request), prestage_statuses)}
     elif request.subcloud_apply_type is None and request.max_parallel_subclouds is None:
         # All subclouds, no explicit settings: each group is a stage with its own settings.
         apply_type, max_parallel = None, None

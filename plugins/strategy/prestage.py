@@ -15,6 +15,11 @@ description:
   - Stop-on-failure and an abort request (C(dcprestage prestage-strategy abort)) stop admitting
     subclouds at once; subclouds already running finish their work.
   - Subclouds whose steps are already final (a resumed strategy) are not run again.
+  - When the play ends, publishes a summary of the strategy read back from its state dir -
+    counts per step state, failed subclouds with their reasons - as the custom stat
+    C(prestage_summary) (what C(ansible.builtin.set_stats) with C(per_host=false) sets), so an
+    AWX job keeps it as its artifacts and passes it to the next nodes of a workflow. It is
+    published even when every subcloud failed, when a later play would not run.
   - Built on the C(free) strategy; it only decides which hosts the play may run now.
   - If a future ansible-core breaks it, the same play runs (without stages, abort or state
     recording) with C(strategy: host_pinned), C(serial) and C(max_fail_percentage).
@@ -35,6 +40,10 @@ from ansible_collections.distcloud.prestage.plugins.plugin_utils._errors import 
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._password import (  # noqa: E402
     prompt_available,
     prompt_for_password,
+)
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._report import (  # noqa: E402
+    SUMMARY_STAT,
+    read_summary,
 )
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._window import (  # noqa: E402
     Window,
@@ -90,6 +99,10 @@ class CoreAccess:
     def run_error(self) -> int:
         return self.tqm.RUN_ERROR
 
+    def set_run_stat(self, name: str, value: Any) -> None:
+        """A custom stat of the whole run, as set_stats with per_host=false sets it."""
+        self.tqm._stats.set_custom_stats(name, value)
+
 
 class StrategyModule(FreeStrategyModule):
     def __init__(self, tqm: Any) -> None:
@@ -114,6 +127,7 @@ class StrategyModule(FreeStrategyModule):
             result = super().run(iterator, play_context)
         finally:
             self._callback.end_run()
+            self._publish_summary(run.store.state_dir)
         if run.write_error:
             display.error(run.write_error)
             return self._core.run_error()
@@ -132,6 +146,12 @@ class StrategyModule(FreeStrategyModule):
             return not self._core.has_next_task(iterator, self._core.host(name))
 
         return [self._core.host(name) for name in self._window.admit(finished)]
+
+    def _publish_summary(self, state_dir: str) -> None:
+        try:
+            self._core.set_run_stat(SUMMARY_STAT, read_summary(state_dir))
+        except PrestageError as exc:
+            display.warning(f"No prestage summary published: {exc}")
 
     def _state_callback(self) -> Any:
         """The prestage_state callback of this run; loaded here if the config did not enable it."""

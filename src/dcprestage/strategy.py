@@ -7,6 +7,7 @@ import contextlib
 import sys
 from typing import Any
 
+from ansible_collections.distcloud.prestage.plugins.plugin_utils import _report as report
 from ansible_collections.distcloud.prestage.plugins.plugin_utils import _strategy as model
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._errors import PrestageError
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._orchestrator import (
@@ -14,7 +15,10 @@ from ansible_collections.distcloud.prestage.plugins.plugin_utils._orchestrator i
     orchestrator_record,
 )
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._password import sysadmin_password
-from ansible_collections.distcloud.prestage.plugins.plugin_utils._store import StateStore
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._store import (
+    StateStore,
+    resolve_state_dir,
+)
 from dcprestage import _launcher as launcher
 from dcprestage._base import ListCommand, ShowCommand, confirm
 
@@ -216,9 +220,31 @@ class DeleteStrategy(ShowCommand):
 class ListSteps(ListCommand):
     """List the steps of the prestage strategy, one per subcloud."""
 
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        parser.add_argument(
+            "--merge",
+            nargs="+",
+            metavar="STATE_DIR",
+            help="List the steps of these state dirs (the slices of an AWX sliced job) as one "
+            "strategy, stages and steps in order; --state-dir is not read.",
+        )
+        return parser
+
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
+        if parsed_args.merge:
+            strategies = report.load_strategies([resolve_state_dir(d) for d in parsed_args.merge])
+            steps = report.merge_steps(strategies, self._registry_ids())
+            return model.STEP_FIELDS, [step.row() for step in steps]
         strategy = self.ctx.store.require_strategy()
         return model.STEP_FIELDS, [step.row() for step in strategy.steps]
+
+    def _registry_ids(self) -> dict[str, int]:
+        """Subcloud ids give the step order; without a registry, names do."""
+        try:
+            return {subcloud.name: subcloud.id for subcloud in self.ctx.registry.subclouds}
+        except PrestageError:
+            return {}
 
 
 class ShowStep(ShowCommand):

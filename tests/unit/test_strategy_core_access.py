@@ -65,3 +65,6 @@ def test_core_access_works_on_this_ansible_core(core) -> None:
     assert access.has_next_task(iterator, host) is True  # peeking does not consume the task
     assert access.extra_vars(iterator) == {}
     assert access.run_error() == tqm.RUN_ERROR
+    access.set_run_stat("prestage_summary", {"state": "complete"})
+    # where set_stats(per_host=false) puts it, and ansible-runner's awx_display reads it from
+    assert tqm._stats.custom["_run"] == {"prestage_summary": {"state": "complete"}}
