@@ -22,7 +22,7 @@ description:
     published even when every subcloud failed, when a later play would not run.
   - Built on the C(free) strategy; it only decides which hosts the play may run now.
   - If a future ansible-core breaks it, the same play runs (without stages, abort or state
-    recording) with C(strategy: host_pinned), C(serial) and C(max_fail_percentage).
+    recording) with the C(host_pinned) strategy, C(serial) and C(max_fail_percentage).
 notes:
   - Ansible needs at least as many forks as the largest window (C(--forks)).
 """
