@@ -51,6 +51,9 @@ from ansible_collections.distcloud.prestage.plugins.plugin_utils._window import 
 
 display = Display()
 STATE_CALLBACK = "distcloud.prestage.prestage_state"
+CONNECTION_PASSWORD_VARS = (
+    "ansible_password", "ansible_ssh_pass", "ansible_become_password", "ansible_become_pass",
+)  # fmt: skip
 
 
 class CoreAccess:
@@ -95,6 +98,13 @@ class CoreAccess:
 
     def extra_vars(self, iterator: Any) -> dict[str, Any]:
         return iterator._play.get_variable_manager().extra_vars
+
+    def host_vars(self, iterator: Any, name: str) -> dict[str, Any]:
+        strategy = self._strategy
+        return strategy._variable_manager.get_vars(
+            play=iterator._play, host=self.host(name), _hosts=strategy._hosts_cache,
+            _hosts_all=strategy._hosts_cache_all,
+        )  # fmt: skip
 
     def run_error(self) -> int:
         return self.tqm.RUN_ERROR
@@ -170,6 +180,12 @@ class StrategyModule(FreeStrategyModule):
         password = play_context.password or play_context.become_pass
         if not password:
             password = self._core.extra_vars(iterator).get("sysadmin_password")
+        if not password and self._core.play_hosts():
+            # a connection password set as a variable (vault, inventory, -e @file)
+            host_vars = self._core.host_vars(iterator, self._core.play_hosts()[0])
+            password = next(
+                (host_vars[n] for n in CONNECTION_PASSWORD_VARS if host_vars.get(n)), None
+            )
         if not password:
             if not prompt_available():
                 raise AnsibleError(
@@ -180,5 +196,5 @@ class StrategyModule(FreeStrategyModule):
                 password = prompt_for_password()
             except PrestageError as exc:
                 raise AnsibleError(str(exc)) from None
-        play_context.password = play_context.password or password
-        play_context.become_pass = play_context.become_pass or password
+        play_context.password = play_context.password or str(password)
+        play_context.become_pass = play_context.become_pass or str(password)
