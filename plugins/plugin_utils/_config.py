@@ -37,8 +37,17 @@ SYSTEM_CONTROLLER_DEFAULTS: dict[str, Any] = {
     "registry_ca": None,
     "registry_tls_verify": True,
     "docker_min_free_gib": 16,
+    # supported_upgrades of this file: prestaged releases below the lowest one are removed
+    "upgrades_metadata": "/opt/upgrades/metadata.xml",
+    # credential of the central registry (and, by default, of the subclouds' local registry)
+    "registry_username": None,
+    "registry_password_file": None,
+    "registry_auth_file": None,  # containers-auth.json; its entries win over the two above
 }
-_PATH_KEYS = ("build_info", "feed_dir", "software_dir", "image_list_dir", "registry_ca")
+_PATH_KEYS = (
+    "build_info", "feed_dir", "software_dir", "image_list_dir", "registry_ca",
+    "upgrades_metadata", "registry_password_file", "registry_auth_file",
+)  # fmt: skip
 _SW_VERSION = re.compile(r"""^SW_VERSION\s*=\s*["']?([^"'\s]+)["']?\s*$""", re.MULTILINE)
 
 
