@@ -109,6 +109,10 @@ class ActionModule(ActionBase):
         )
         limit = (params["limit"] or "").strip()
         if params["group"] is not None:
+            if registry.find_group(params["group"]) is None:
+                raise PrestageError(
+                    f"Subcloud group {params['group']} does not exist (prestage_group)"
+                )
             request.group = params["group"]  # a survey's group: as -l GROUP
         elif limit and registry.find_group(limit) is not None and not limit.isdigit():
             request.group = limit  # -l First_10_Subclouds: that group's strategy and settings
