@@ -19,6 +19,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -172,13 +173,16 @@ def prepare_job(
     slice_count: int = 1,
     workflow_job_id: int | None = None,
     limit: str | None = None,
+    copy_project: bool = True,
 ) -> tuple[Job, dict[str, Any]]:
     """The private data dir of a job and the ansible_runner.run() arguments AWX would use."""
     pdd = root / f"awx_{job_id}_job"
     (pdd / "inventory").mkdir(parents=True)
     (pdd / "env").mkdir()
     os.chmod(pdd, 0o700)
-    shutil.copytree(project, pdd / "project", ignore=shutil.ignore_patterns(".git"), symlinks=True)
+    if copy_project:  # AWX copies the project's checkout into the job's private data dir
+        shutil.copytree(project, pdd / "project", ignore=shutil.ignore_patterns(".git"),
+                        symlinks=True)  # fmt: skip
     hosts = pdd / "inventory" / "hosts"
     hosts.write_text(inventory_script(export, slice_number, slice_count))
     os.chmod(hosts, stat.S_IRWXU)
@@ -201,7 +205,8 @@ def prepare_job(
     _private_file(pdd / "env" / "settings", json.dumps(
         {"job_timeout": 0, "suppress_ansible_output": True, "suppress_output_file": True}
     ))  # fmt: skip
-    (pdd / "cp").mkdir(mode=0o700)
+    # AWX's is /runner/cp; a socket path must stay under 108 bytes
+    control = Path(tempfile.mkdtemp(prefix=f"awx{job_id}cp-"))
     credential = {"ssh_password": password, "become_password": password}
     params = {
         "ident": job_id,
@@ -214,11 +219,13 @@ def prepare_job(
             "JOB_ID": str(job_id),
             "INVENTORY_ID": "3",
             "ANSIBLE_RETRY_FILES_ENABLED": "False",
-            "ANSIBLE_SSH_CONTROL_PATH_DIR": str(pdd / "cp"),
+            "ANSIBLE_SSH_CONTROL_PATH_DIR": str(control),
             "AWX_PRIVATE_DATA_DIR": str(pdd),
             "ANSIBLE_CALLBACKS_ENABLED": "distcloud.prestage.prestage_state",
+            "ANSIBLE_HOST_KEY_CHECKING": "False",  # AWX's default setting
         },
         "fact_cache_type": "",
+        "project_dir": str(pdd / "project" if copy_project else project),
         "quiet": True,
     }
     return Job(job_id, pdd), params
