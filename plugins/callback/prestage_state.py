@@ -30,9 +30,6 @@ options:
     type: path
     env:
       - name: DCPRESTAGE_STATE_DIR
-    ini:
-      - section: distcloud_prestage
-        key: state_dir
   log_dir:
     description: Where per-subcloud logs go. Default C(<state_dir>/logs).
     type: path
