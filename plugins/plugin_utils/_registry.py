@@ -152,6 +152,8 @@ def group_name_problem(name: Any) -> str | None:
     """Why name cannot be a (new) group name, or None. The same rule for files and commands."""
     if not isinstance(name, str) or not name.strip():
         return "must be a non-empty string"
+    if not _is_utf8(name):
+        return _NOT_UTF8
     if name.isdigit():
         return "must not be all digits"
     if name.lower() == DEFAULT_GROUP_NAME.lower():
@@ -171,9 +173,23 @@ def group_name_problem(name: Any) -> str | None:
 def description_problem(description: Any) -> str | None:
     if not isinstance(description, str) or not description:
         return "must be a non-empty string"
+    if not _is_utf8(description):
+        return _NOT_UTF8
     if len(description) > MAX_GROUP_DESCRIPTION_LEN:
         return f"must be at most {MAX_GROUP_DESCRIPTION_LEN} characters"
     return None
+
+
+# A command line argument with bytes that are not UTF-8 reaches Python as lone surrogates.
+_NOT_UTF8 = "must be UTF-8 text"
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def apply_type_problem(value: Any) -> str | None:
