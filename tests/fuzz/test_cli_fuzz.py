@@ -213,6 +213,8 @@ def check_outcome(world: World, outcome: Outcome, before: dict[str, str]) -> Non
     after = tree_digest(*world.watched())
     if outcome.code != 0:
         assert_clean_error(outcome, verbose=verbose)
+        # the world's registry is valid: an error must not blame it (the arguments are wrong)
+        assert "Invalid subcloud registry" not in outcome.err, outcome.describe()
         assert after == before, (
             f"files changed on error: {_diff(before, after)} {outcome.describe()}"
         )
