@@ -107,6 +107,16 @@ class SubcloudStatus:
         }
 
 
+def _read_state_file(path: str) -> str | None:
+    """A state file's text (None if missing); unreadable or not UTF-8 is a StateFileError."""
+    try:
+        return read_text(path)
+    except StateFileError:
+        raise
+    except PrestageError as exc:
+        raise StateFileError(str(exc)) from None
+
+
 class StateStore:
     """One state dir. Construct freely: nothing is created until something is written.
 
@@ -152,12 +162,12 @@ class StateStore:
 
     def load_strategy(self) -> Strategy | None:
         """The strategy, or None when there is none. Safe without the lock (atomic replace)."""
-        text = read_text(self.strategy_path)
+        text = _read_state_file(self.strategy_path)
         if text is None:
             return None
         try:
             data = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # nested too deep for json: not ours either
             raise StateFileError(
                 f"State file {self.strategy_path} is corrupt (not JSON); move it away to continue"
             ) from None
@@ -196,12 +206,12 @@ class StateStore:
     # -- subclouds.json
 
     def load_statuses(self) -> dict[str, SubcloudStatus]:
-        text = read_text(self.subclouds_path)
+        text = _read_state_file(self.subclouds_path)
         if text is None:
             return {}
         try:
             data = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # nested too deep for json: not ours either
             raise StateFileError(
                 f"State file {self.subclouds_path} is corrupt (not JSON); move it away to continue"
             ) from None
