@@ -180,7 +180,7 @@ class ActionModule(ActionBase):
             base = params["platform_backup_dir"]
             transfers = install_transfers(info, os.path.join(base, release))
         rsync = Rsync(
-            remote_shell_factory(self, task_vars),
+            remote_shell_factory(self, task_vars, params["io_timeout"]),
             become_of(self),
             params["io_timeout"],
             rsync=params["rsync_path"],

@@ -61,9 +61,7 @@ class ActionModule(ActionBase):
             return result
         try:
             settings = settings_of(params["system_controller"])
-            info = given or release_info(
-                settings, release, for_sw_deploy, default_cache_dir()
-            )
+            info = given or release_info(settings, release, for_sw_deploy, default_cache_dir())
         except PrestageError as exc:
             result.update(failed=True, msg=str(exc))
             return result

@@ -70,7 +70,19 @@ def become_of(action: Any) -> Become:
     )
 
 
-def remote_shell_factory(action: Any, task_vars: dict[str, Any]) -> Any:
+def own_connection_options(io_timeout: int) -> list[str]:
+    """ssh options of the transfer's connection: its own TCP connection (not Ansible's
+    ControlPersist master, which has no keepalive), whose keepalives notice a dead link within
+    about io_timeout seconds. rsync's --timeout cannot: its keepalive writes keep landing in
+    ssh's buffers while the link is down, so it never sees a lull."""
+    interval = max(1, io_timeout // 4)
+    return [
+        "-o", "ControlMaster=no", "-o", "ControlPath=none",
+        "-o", f"ServerAliveInterval={interval}", "-o", "ServerAliveCountMax=4",
+    ]  # fmt: skip
+
+
+def remote_shell_factory(action: Any, task_vars: dict[str, Any], io_timeout: int) -> Any:
     """A callable returning a fresh RemoteShell for one rsync run (each run needs its own sshpass
     pipe)."""
     connection = action._connection
@@ -88,10 +100,13 @@ def remote_shell_factory(action: Any, task_vars: dict[str, Any]) -> Any:
                 password = None
             host = connection.get_option("host") or action._play_context.remote_addr
             connection.sshpass_pipe = None
+            executable = connection.get_option("ssh_executable")
             argv = [
-                a.decode() if isinstance(a, bytes) else str(a)
-                for a in build(connection.get_option("ssh_executable"), "ssh")
+                a.decode() if isinstance(a, bytes) else str(a) for a in build(executable, "ssh")
             ]
+            # ssh keeps the first value it gets for an option: ours go right after the command
+            at = argv.index(str(executable)) + 1 if str(executable) in argv else len(argv)
+            argv[at:at] = own_connection_options(io_timeout)
             pipe = getattr(connection, "sshpass_pipe", None)
             if password and not pipe:
                 # ssh_askpass (2.19's default) hands the password over through shared memory
@@ -114,14 +129,14 @@ def remote_shell_factory(action: Any, task_vars: dict[str, Any]) -> Any:
             return RemoteShell(ssh=argv, host=str(host))
 
         return from_connection
-    return lambda: _plain_shell(task_vars)
+    return lambda: _plain_shell(task_vars, io_timeout)
 
 
-def _plain_shell(task_vars: dict[str, Any]) -> RemoteShell:
+def _plain_shell(task_vars: dict[str, Any], io_timeout: int) -> RemoteShell:
     """ssh from the host's variables, for connection plugins without Ansible's ssh command line
     (mitogen, paramiko)."""
     host = str(task_vars.get("ansible_host") or task_vars["inventory_hostname"])
-    argv = ["ssh", "-o", "BatchMode=no"]
+    argv = ["ssh", *own_connection_options(io_timeout)]
     if task_vars.get("ansible_port"):
         argv += ["-o", f"Port={task_vars['ansible_port']}"]
     if task_vars.get("ansible_user"):

@@ -29,6 +29,7 @@ import sys
 import threading
 
 _CHUNK = 1 << 17
+_GRACE = 30  # seconds ssh may run on after rsync closed the stream
 
 
 def _wait(fd: int, writable: bool = False) -> None:
@@ -75,6 +76,12 @@ def _feed(ssh: subprocess.Popen[bytes], password: bytes) -> None:
     finally:
         with contextlib.suppress(OSError):
             ssh.stdin.close()
+    # rsync closes the stream only once it is done with us (it gave up, or was stopped): an ssh
+    # still running then hangs on a dead link; do not let it outlive rsync for long.
+    try:
+        ssh.wait(timeout=_GRACE)
+    except subprocess.TimeoutExpired:
+        ssh.kill()
 
 
 def main(argv: list[str]) -> int:

@@ -247,7 +247,7 @@ class Rsync:
                 source,
                 destination(shell.host, dest_path),
             ]
-            return self._execute(argv, inherit, deadline)
+            return self._execute(argv, inherit, deadline, workdir)
         finally:
             for fd_ in (become_read, become_write, shell.ssh_password_fd,
                         shell.ssh_password_write_fd):  # fmt: skip
@@ -256,28 +256,39 @@ class Rsync:
                         os.close(fd_)
             shutil.rmtree(workdir, ignore_errors=True)
 
-    def _execute(self, argv: list[str], inherit: list[int], deadline: float) -> RsyncStats:
+    def _execute(
+        self, argv: list[str], inherit: list[int], deadline: float, workdir: str
+    ) -> RsyncStats:
+        """Run rsync until it exits (or the deadline). Its output goes to files, not pipes: a
+        remote shell left behind (ssh waiting on a dead link) must not keep us waiting after
+        rsync itself has given up."""
         started = time.monotonic()
-        process = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            pass_fds=inherit,
-            start_new_session=True,
-            env={**os.environ, "LC_ALL": "C"},
-        )
+        out_path = os.path.join(workdir, "stdout")
+        err_path = os.path.join(workdir, "stderr")
+        with open(out_path, "wb") as out, open(err_path, "wb") as err:
+            process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                pass_fds=inherit,
+                start_new_session=True,
+                env={**os.environ, "LC_ALL": "C"},
+            )
         try:
-            stdout, stderr = process.communicate(timeout=max(0.1, deadline - time.monotonic()))
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             _stop(process)
             raise TransferTimeout("the transfer did not finish before the phase timeout") from None
         except BaseException:  # e.g. Ansible's task timeout: leave no rsync behind
             _stop(process)
             raise
-        text_out = stdout.decode("utf-8", "replace")
-        text_err = stderr.decode("utf-8", "replace")
+        with open(out_path, "rb") as handle:
+            text_out = handle.read().decode("utf-8", "replace")
+        with open(err_path, "rb") as handle:
+            text_err = handle.read().decode("utf-8", "replace")
         if process.returncode != 0:
+            _stop(process)  # what is left of its remote shell
             raise TransferFailed(_failure_text(process.returncode, text_err), process.returncode)
         stats = parse_stats(text_out)
         stats.seconds = time.monotonic() - started
@@ -286,22 +297,26 @@ class Rsync:
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
     """Stop rsync and its remote shell (their own process group)."""
-    for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+    for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
             os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            break
+        except (ProcessLookupError, PermissionError):
+            return
         try:
-            process.communicate(timeout=wait)
-            break
+            process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             continue
+        # rsync is gone; its group may still hold its remote shell for a moment
+        time.sleep(0.05)
+
+
+_NOISE = ("rsync error:", "Warning: Permanently added")
 
 
 def _failure_text(rc: int, stderr: str) -> str:
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     # rsync's own summary line ("rsync error: ... (code N) at ...") adds nothing to the meaning
-    detail = [line for line in lines if not line.startswith("rsync error:")]
+    detail = [line for line in lines if not line.startswith(_NOISE)]
     meaning = RSYNC_EXIT.get(rc, "error")
     tail = "; ".join(detail[-3:]) if detail else ""
     return f"rsync exit {rc} ({meaning})" + (f": {tail}" if tail else "")
