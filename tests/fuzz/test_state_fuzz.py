@@ -71,7 +71,7 @@ def strategies(draw: st.DrawFn) -> model.Strategy:
             created_at=draw(TEXT),
             updated_at=draw(OPT_TEXT),
         )
-        for _ in range(draw(st.integers(0, 12)))
+        for _index in range(draw(st.integers(0, 12)))
     ]
     return model.Strategy(
         release=draw(TEXT),

@@ -168,7 +168,7 @@ def test_many_commands_at_once_keep_the_state_whole_and_legal(workspace: Workspa
     outcomes: list[tuple[list[str], int, str, str]] = []
     try:
         for _round in range(ROUNDS):
-            batch = [rng.choice(COMMANDS[rng.choice(MIX)]) for _ in range(PER_ROUND)]
+            batch = [rng.choice(COMMANDS[rng.choice(MIX)]) for _slot in range(PER_ROUND)]
             processes = [
                 (argv, subprocess.Popen([DCPRESTAGE, *argv], env=ws.env, cwd=ws.root,
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
