@@ -613,11 +613,14 @@ def check_deletable(strategy: Strategy) -> None:
 
 
 def roll_up(strategy: Strategy) -> str:
-    """The final state once every step is final: failed > aborted > complete."""
+    """The final state once every step is final: failed > aborted > complete.
+
+    An abort request ends aborted even when every step it let run completed.
+    """
     states = {step.state for step in strategy.steps}
     if STEP_FAILED in states:
         return FAILED
-    if STEP_ABORTED in states:
+    if STEP_ABORTED in states or strategy.state in (ABORT_REQUESTED, ABORTING):
         return ABORTED
     return COMPLETE
 

@@ -220,3 +220,14 @@ def test_an_abort_left_by_a_dead_orchestrator_can_be_finished(registry, config) 
     model.request_abort(strategy, orchestrator_alive=False)  # the orchestrator died meanwhile
     assert strategy.state == model.ABORTED
     assert strategy.step("a").state == model.STEP_ABORTED
+
+
+def test_an_abort_ends_aborted_even_if_the_running_steps_complete(registry, config) -> None:
+    strategy = new_strategy(registry, config)
+    model.set_step_state(strategy, "a", model.STEP_PACKAGES)
+    model.set_step_state(strategy, "c", model.STEP_PACKAGES)
+    model.request_abort(strategy, orchestrator_alive=True)
+    model.set_step_state(strategy, "a", model.STEP_COMPLETE)
+    assert strategy.state == model.ABORTING
+    model.set_step_state(strategy, "c", model.STEP_COMPLETE)
+    assert strategy.state == model.ABORTED
