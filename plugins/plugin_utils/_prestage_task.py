@@ -66,7 +66,7 @@ def become_of(action: Any) -> Become:
         enabled=True,
         password=str(password) if password is not None else None,
         user=option("become_user") or "root",
-        exe=str(option("become_exe") or getattr(plugin, "name", "sudo")).split(".")[-1],
+        exe=str(option("become_exe") or getattr(plugin, "name", "sudo")).rsplit(".", 1)[-1],
     )
 
 

@@ -77,7 +77,7 @@ def merge_steps(
     subcloud in two strategies is an error: slices never share one.
     """
     ids = ids or {}
-    stage_keys = [[stage.group for stage in s.stages] for _, s in strategies]
+    stage_keys = [[stage.group for stage in s.stages] for _state_dir, s in strategies]
     numbers = {key: index + 1 for index, key in enumerate(_merged_order(stage_keys))}
     seen: dict[str, str] = {}
     merged = []

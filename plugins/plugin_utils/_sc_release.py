@@ -142,7 +142,8 @@ def ostree_checksum(feed_release_dir: str, cache_dir: str | None) -> dict[str, A
     entry_path = os.path.join(cache_dir, f"ostree-{key}.json")
     with _locked(entry_path + ".lock"):
         signature = content.tree_signature(repo)
-        assert signature is not None
+        if signature is None:
+            raise AssertionError(f"{repo} has no signature")
         entry = _read_json(entry_path)
         if (
             entry is not None
@@ -208,7 +209,8 @@ def release_info(
                 f"Directory {software_dir} does not exist on the system controller."
             )
         digest = content.tree_digest(software_dir)
-        assert digest is not None
+        if digest is None:
+            raise AssertionError(f"{software_dir} has no digest")
         level = content.highest(
             content.metadata_levels(os.path.join(software_dir, "metadata")), release
         )
