@@ -65,7 +65,8 @@ def _relay(source: int, target: int) -> None:
 
 def _feed(ssh: subprocess.Popen[bytes], password: bytes) -> None:
     """The relay thread: the password line first, then rsync's stream, then end of file."""
-    assert ssh.stdin is not None
+    if ssh.stdin is None:
+        raise AssertionError("ssh was started without a stdin pipe")
     target = ssh.stdin.fileno()
     try:
         if password:

@@ -219,7 +219,8 @@ class Rsync:
             if shell.ssh_password_fd is not None:
                 config["pass_fds"].append(shell.ssh_password_fd)
                 inherit.append(shell.ssh_password_fd)
-                assert shell.ssh_password_write_fd is not None
+                if shell.ssh_password_write_fd is None:
+                    raise AssertionError("a password fd without its write end")
                 os.write(shell.ssh_password_write_fd, (shell.ssh_password or "").encode() + b"\n")
                 os.close(shell.ssh_password_write_fd)
                 shell.ssh_password_write_fd = None
