@@ -13,7 +13,7 @@ description:
     C(distcloud.prestage.prestage_sw_deploy) roles. Runs on the controller only.
   - Checks that the precheck passed, that the packages phase verified the content and, when the
     release has an image list, that the images phase verified the images; then returns
-    RV(prestage_complete) and RV(prestage_versions). Otherwise it fails: nothing is reported
+    RV(prestage_complete) and RV(prestage_versions). Otherwise it fails - nothing is reported
     complete whose content was not verified.
   - The versions are those the last phase read back from the subcloud after its changes.
   - In check mode it reports RV(prestage_complete) false.
@@ -38,7 +38,7 @@ options:
     description: Registered result of M(distcloud.prestage.prestage_images) (may be skipped).
     type: dict
 author:
-  - distcloud.prestage contributors
+  - distcloud.prestage contributors (@distcloud-prestage)
 """
 
 EXAMPLES = r"""

@@ -14,12 +14,12 @@ description:
   - Takes the release's image list from the precheck result (SPEC 5; no list, nothing to do),
     reads the registry credentials on the controller (the system controller settings
     C(registry_auth_file), C(registry_username) and C(registry_password_file)), and runs
-    M(distcloud.prestage.prestage_images_sync) once on the subcloud: skopeo copies each image
+    M(distcloud.prestage.prestage_images_sync) once on the subcloud; skopeo copies each image
     from the central registry into the local registry unless it is already there with the same
     digest; for install the registry storage is then archived to
     O(platform_backup_dir)C(/<release>/local_registry_filesystem.tgz) and the archive tested
     (removed and failed when corrupt).
-  - Why on the subcloud, as StarlingX does: the subcloud pulls over its own link from the
+  - Why on the subcloud, as StarlingX does - the subcloud pulls over its own link from the
     central registry it already trusts, the controller's CPU is not spent pushing images for a
     whole window of subclouds, the digest check and the archive need the local registry anyway,
     and it is one module run per subcloud.
@@ -77,7 +77,7 @@ options:
     type: int
     default: 4
 author:
-  - distcloud.prestage contributors
+  - distcloud.prestage contributors (@distcloud-prestage)
 """
 
 EXAMPLES = r"""

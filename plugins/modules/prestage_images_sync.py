@@ -9,7 +9,7 @@ short_description: Copy container images into a subcloud's local registry and ar
 version_added: 0.1.0
 description:
   - The subcloud side of the images phase (M(distcloud.prestage.prestage_images) runs it).
-  - Runs C(skopeo) on the subcloud, as StarlingX's own prestage does its image downloads there:
+  - Runs C(skopeo) on the subcloud, as StarlingX's own prestage does its image downloads there;
     each image of O(images) is copied from its registry (the central registry) into
     O(local_registry), unless the local registry already holds it with the same manifest digest.
     Copies keep digests (C(--preserve-digests), all platforms of a list) and are checked after
@@ -93,7 +93,7 @@ options:
     type: str
     default: skopeo
 author:
-  - distcloud.prestage contributors
+  - distcloud.prestage contributors (@distcloud-prestage)
 """
 
 EXAMPLES = r"""
@@ -132,12 +132,10 @@ prestage_timeout:
 """
 
 import base64  # noqa: E402
-import contextlib  # noqa: E402
 import hashlib  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
-import signal  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -202,22 +200,18 @@ def run(argv, deadline, env=None):
     remaining = deadline - time.monotonic()
     if remaining <= 0:
         raise Timeout()
-    process = subprocess.Popen(
-        argv,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-        env=env,
-    )
     try:
-        out, err = process.communicate(timeout=remaining)
+        done = subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            env=env,
+            timeout=remaining,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
-        with contextlib.suppress(OSError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()
         raise Timeout() from None
-    return process.returncode, out, err.decode("utf-8", "replace")
+    return done.returncode, done.stdout, done.stderr.decode("utf-8", "replace")
 
 
 def one_line(text, limit=400):

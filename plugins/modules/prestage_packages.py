@@ -74,7 +74,7 @@ notes:
   - Needs C(rsync) on both sides and C(sshpass) on the controller for password logins.
   - Become must be sudo (StarlingX's).
 author:
-  - distcloud.prestage contributors
+  - distcloud.prestage contributors (@distcloud-prestage)
 """
 
 EXAMPLES = r"""

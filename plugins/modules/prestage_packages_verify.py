@@ -59,7 +59,7 @@ options:
     type: int
     default: 3600
 author:
-  - distcloud.prestage contributors
+  - distcloud.prestage contributors (@distcloud-prestage)
 """
 
 EXAMPLES = r"""

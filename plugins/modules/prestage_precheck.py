@@ -10,7 +10,7 @@ version_added: 0.1.0
 description:
   - The precheck phase of the C(distcloud.prestage.prestage_install) and
     C(distcloud.prestage.prestage_sw_deploy) roles, in one task per subcloud.
-  - On the controller, the action plugin first applies the initial subcloud checks (SPEC 4.1:
+  - On the controller, the action plugin first applies the initial subcloud checks (SPEC 4.1 -
     offline, unmanaged, busy, deploy not complete) to the subcloud's inventory variables
     (C(subcloud_availability), C(subcloud_management), C(subcloud_deploy_status),
     C(subcloud_backup_status)); a subcloud that fails them is not contacted.
@@ -66,11 +66,11 @@ options:
     type: float
   min_supported_release:
     description:
-      - Prestaged releases below this one are reported in RV(packages.old_release_dirs) (the
+      - Prestaged releases below this one are reported in RV(packages) (C(old_release_dirs); the
         packages phase removes them). Default from O(sc_release_info).
     type: str
 author:
-  - distcloud.prestage contributors
+  - distcloud.prestage contributors (@distcloud-prestage)
 """
 
 EXAMPLES = r"""

@@ -21,7 +21,7 @@ description:
     inode), so later runs only list the feed.
   - For software deployment, the digest, size and patch level of the release's software
     directory.
-  - The image list (C(<image_list_dir>/<release>/prestage_images*): one reference a line, blank
+  - The image list (C(<image_list_dir>/<release>/prestage_images*), one reference a line, blank
     lines and C(#) comments ignored), and the lowest supported release from the upgrade
     metadata.
 options:
@@ -46,7 +46,7 @@ options:
     description: The cache directory. Default C(${XDG_CACHE_HOME:-~/.cache}/distcloud-prestage).
     type: path
 author:
-  - distcloud.prestage contributors
+  - distcloud.prestage contributors (@distcloud-prestage)
 """
 
 EXAMPLES = r"""
