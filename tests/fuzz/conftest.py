@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 
-from hypothesis import HealthCheck, Phase, Verbosity, settings
+from hypothesis import HealthCheck, Verbosity, settings
 
-SCALE = {"ci": 1.0, "dev": 0.1, "smoke": 0.01}
+SCALE = {"ci": 1.0, "dev": 0.1}
 settings.register_profile(
     "ci",
     deadline=None,
@@ -22,7 +22,6 @@ settings.register_profile(
     verbosity=Verbosity.normal,
 )
 settings.register_profile("dev", deadline=None, print_blob=True)
-settings.register_profile("smoke", deadline=None, phases=[Phase.explicit, Phase.generate])
 PROFILE = os.environ.get("DCPRESTAGE_FUZZ_PROFILE", "dev")
 settings.load_profile(PROFILE)
 
