@@ -163,6 +163,13 @@ class Prestage:
     def sc_feed(self, release: str = RELEASE) -> Path:
         return Path(self.lab.info["sc"]["feeds"][release])
 
+    def feed_usage(self, release: str = RELEASE) -> tuple[int, int]:
+        """(bytes, space on a 4 KiB-block file system) of the release's feed: the lab's feeds
+        have whatever size they were last built with (lab up --size)."""
+        files = [p for p in self.sc_feed(release).rglob("*") if p.is_file() and not p.is_symlink()]
+        size = sum(p.stat().st_size for p in files)
+        return size, sum((p.stat().st_size + 4095) // 4096 * 4096 for p in files)
+
 
 @pytest.fixture
 def prestage(lab: Any, tmp_path: Path) -> Iterator[Prestage]:
