@@ -103,8 +103,9 @@ def test_install_check_mode_then_prestage_then_nothing_moves(lab, prestage: Pres
         ["tar", "-tzf", str(archive)], capture_output=True, text=True, check=False
     )
     assert listing.returncode == 0 and "docker/registry/v2/repositories/starlingx" in listing.stdout
-    # the password is in no output, even at -vvv
+    # the passwords (sysadmin, registry) are in no output, even at -vvv
     assert lab.password not in first.stdout + first.stderr
+    assert lab.registry_password not in first.stdout + first.stderr
 
     second = prestage.run(name)
     assert second.rc == 0 and second.complete(name)
@@ -112,6 +113,18 @@ def test_install_check_mode_then_prestage_then_nothing_moves(lab, prestage: Pres
     packages = second.task(name, "packages")
     assert packages["prestage_transfer"]["bytes_sent"] == 0  # no rsync at all
     assert not packages["changed"] and not second.task(name, "images")["changed"]
+
+    # releases below the minimum supported one go, the others stay
+    for old in ("21.12", "22.12"):
+        (release_dir.parent / old).mkdir()
+        (release_dir.parent / old / MARKER).write_text("")
+    third = prestage.run(name, extra={"prestage_min_supported_release": "22.12"})
+    assert third.complete(name), third.stdout[-3000:]
+    assert third.task(name, "packages")["removed_release_dirs"] == ["21.12"]
+    assert not (release_dir.parent / "21.12").exists()
+    assert third.task(name, "finalize")["prestage_versions"] == (
+        f"for-install: 22.12,{RELEASE} - for-sw-deploy: None"
+    )
 
 
 def test_sw_deploy_copies_software_and_skips_at_same_level(lab, prestage: Prestage) -> None:
