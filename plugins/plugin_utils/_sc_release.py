@@ -127,6 +127,14 @@ def _write_json(path: str, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def _write_json_quietly(path: str, data: dict[str, Any]) -> None:
+    """A cache entry that cannot be written (disk full...) only costs a recomputation."""
+    try:
+        _write_json(path, data)
+    except OSError:
+        return
+
+
 def ostree_checksum(feed_release_dir: str, cache_dir: str | None) -> dict[str, Any]:
     """Checksum of <feed_release_dir>/ostree_repo, from the cache when the feed is unchanged.
 
@@ -134,10 +142,16 @@ def ostree_checksum(feed_release_dir: str, cache_dir: str | None) -> dict[str, A
     repo = os.path.join(feed_release_dir, content.OSTREE_REPO)
     if not os.path.isdir(repo):
         raise PrestageError(f"Directory {repo} does not exist on the system controller.")
+    if cache_dir:
+        try:
+            os.makedirs(cache_dir, mode=0o700, exist_ok=True)
+            lock = os.open(os.path.join(cache_dir, ".lock-probe"), os.O_RDWR | os.O_CREAT, 0o600)
+            os.close(lock)
+        except OSError:
+            cache_dir = None  # no usable cache (read-only home...): compute every time
     if not cache_dir:
         result = content.ostree_checksum(feed_release_dir)
         return {**result, "cached": False, "path": repo}
-    os.makedirs(cache_dir, mode=0o700, exist_ok=True)
     key = hashlib.sha256(os.path.realpath(repo).encode()).hexdigest()[:32]
     entry_path = os.path.join(cache_dir, f"ostree-{key}.json")
     with _locked(entry_path + ".lock"):
@@ -164,7 +178,7 @@ def ostree_checksum(feed_release_dir: str, cache_dir: str | None) -> dict[str, A
         after = content.tree_signature(repo)
         if after is not None and after["signature"] == signature["signature"]:
             # the feed did not change while it was read: the checksum describes it
-            _write_json(
+            _write_json_quietly(
                 entry_path,
                 {
                     "schema": CACHE_SCHEMA,
