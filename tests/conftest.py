@@ -7,10 +7,12 @@ under tmp_path, so each test has its own registry, feeds and state dir.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,6 +84,29 @@ class Workspace:
 
     def add_software(self, release: str) -> None:
         (self.software_dir / release / "metadata").mkdir(parents=True, exist_ok=True)
+
+
+def wait_for_strategy(
+    state_dir: Path, condition: Callable[[dict], bool], what: str, timeout: float = 90
+) -> dict:
+    """Poll <state_dir>/strategy.json until condition(strategy) holds: a deadline, not a delay.
+
+    On time-out the assertion shows the last strategy and the orchestrator's own log.
+    """
+    path = state_dir / "strategy.json"
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = json.loads(path.read_text())
+        except (FileNotFoundError, ValueError):
+            last = None
+        if last is not None and condition(last):
+            return last
+        time.sleep(0.05)
+    log = state_dir / "logs" / "orchestrator.log"
+    tail = log.read_text()[-2000:] if log.exists() else ""
+    raise AssertionError(f"timed out waiting for {what}; last: {last}\n{tail}")
 
 
 def tree_digest(paths: Iterable[Path]) -> dict[str, str]:

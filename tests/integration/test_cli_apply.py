@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, Workspace
+from tests.conftest import ROOT, Workspace, wait_for_strategy
 
 HARNESS = ROOT / "tests" / "integration" / "harness"
 PASSWORD = "Apply-Test-Pw-5150"
@@ -40,20 +40,7 @@ class Gated:
         return {s["cloud"]: s["state"] for s in self.strategy()["steps"]}
 
     def wait(self, condition: Callable[[dict], bool], what: str, timeout: float = 90) -> dict:
-        """Poll strategy.json until condition(strategy) holds (a deadline, not a delay)."""
-        deadline = time.monotonic() + timeout
-        last = None
-        while time.monotonic() < deadline:
-            try:
-                last = self.strategy()
-            except (FileNotFoundError, ValueError):
-                last = None
-            if last is not None and condition(last):
-                return last
-            time.sleep(0.05)
-        log = self.ws.state_dir / "logs" / "orchestrator.log"
-        tail = log.read_text()[-2000:] if log.exists() else ""
-        raise AssertionError(f"timed out waiting for {what}; last: {last}\n{tail}")
+        return wait_for_strategy(self.ws.state_dir, condition, what, timeout)
 
     def wait_states(self, expected: dict[str, str], timeout: float = 90) -> dict:
         def matches(strategy: dict) -> bool:

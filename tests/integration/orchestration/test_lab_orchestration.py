@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, VENV_BIN
+from tests.conftest import ROOT, VENV_BIN, wait_for_strategy
 
 pytestmark = pytest.mark.lab
 
@@ -70,17 +70,7 @@ class Ops:
         return json.loads((self.state_dir / "strategy.json").read_text())
 
     def wait(self, condition: Callable[[dict], bool], what: str, timeout: float = 600) -> dict:
-        deadline = time.monotonic() + timeout
-        last = None
-        while time.monotonic() < deadline:
-            try:
-                last = self.strategy()
-            except (FileNotFoundError, ValueError):
-                last = None
-            if last is not None and condition(last):
-                return last
-            time.sleep(0.2)
-        raise AssertionError(f"timed out waiting for {what}; last: {last}")
+        return wait_for_strategy(self.state_dir, condition, what, timeout)
 
     def wait_final(self, timeout: float = 900) -> dict:
         return self.wait(lambda s: s["strategy"]["state"] in FINAL_STRATEGY, "the end", timeout)
