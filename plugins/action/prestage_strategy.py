@@ -71,7 +71,9 @@ class ActionModule(ActionBase):
                 self._check_same(strategy, params)
                 model.resume(strategy, orchestrator)
                 action = "resumed"
-            elif strategy.state == model.APPLYING and is_ancestor(strategy.orchestrator):
+            elif strategy.state in model.RUNNING_STATES and is_ancestor(strategy.orchestrator):
+                # `dcprestage ... apply` started this run (maybe aborted already: the strategy
+                # plugin then admits nobody and closes the abort)
                 orchestrator["applied-by"] = strategy.orchestrator.get("via")
                 strategy.orchestrator = orchestrator  # `dcprestage ... apply` started this run
                 action = "taken-over"

@@ -176,7 +176,8 @@ class CallbackModule(CallbackBase):
     # ------------------------------------------------------------ helpers
 
     def _fail(self, name: str, phase: str, message: str, data: dict[str, Any]) -> None:
-        assert self.run is not None
+        if self.run is None:
+            return
         if phase in _PHASES_WITH_LOG:
             timeout = bool(data.get("prestage_timeout")) or "timed out" in message.lower()
             reason = model.phase_failure_reason(

@@ -84,7 +84,7 @@ options:
     elements: str
     required: true
 author:
-  - distcloud.prestage contributors
+  - distcloud.prestage contributors (@distcloud-prestage)
 """
 
 EXAMPLES = r"""

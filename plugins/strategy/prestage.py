@@ -145,7 +145,8 @@ class StrategyModule(FreeStrategyModule):
 
     def get_hosts_left(self, iterator: Any) -> list[Any]:
         """The admitted window: hosts in step order, unfinished, at most the stage's window."""
-        assert self._window is not None
+        if self._window is None:  # run() sets it before the free strategy asks
+            return super().get_hosts_left(iterator)
         self._window.run.tick()
 
         def finished(name: str) -> bool:

@@ -276,3 +276,14 @@ def test_subcloud_prestage_checks_everything_first(gated: Gated) -> None:
         "Specified release format is not supported. Version format must be MM.mm."
     )
     assert not (ws.state_dir / "subcloud-prestage").exists()
+
+
+def test_an_abort_before_the_play_takes_over_still_ends_aborted(gated: Gated) -> None:
+    ws = gated.ws
+    ws.run("prestage-strategy", "create", "--group", "Edge_Serial", check=True)
+    ws.run("prestage-strategy", "apply", check=True)
+    assert ws.table("prestage-strategy", "abort")["state"] == "abort requested"
+    final = gated.wait(lambda s: s["strategy"]["state"] in ("aborted", "failed"), "the abort")
+    assert final["strategy"]["state"] == "aborted"
+    assert {s["state"] for s in final["steps"]} == {"aborted"}
+    ws.run("prestage-strategy", "delete", check=True)

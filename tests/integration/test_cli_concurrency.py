@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 
-from tests.conftest import DCPRESTAGE, Workspace
+from tests.conftest import DCPRESTAGE, ROOT, Workspace
 
 
 def start(ws: Workspace, *args: str) -> subprocess.Popen[str]:
@@ -41,12 +41,23 @@ def test_racing_creates_make_exactly_one_strategy(workspace: Workspace) -> None:
         workspace.run("prestage-strategy", "delete", check=True)
 
 
-def test_readers_never_see_a_torn_file_while_writers_run(workspace: Workspace) -> None:
+def test_readers_never_see_a_torn_file_while_writers_run(workspace: Workspace, tmp_path) -> None:
+    # apply starts a real run: of the gated harness, every gate open (nothing is contacted)
+    gates = tmp_path / "gates"
+    gates.mkdir()
+    for i in range(1, 25):
+        (gates / f"subcloud{i}").write_text("ok")
+    harness = ROOT / "tests" / "integration" / "harness"
+    workspace.env.update(
+        DCPRESTAGE_PLAYBOOK=str(harness / "gated.yml"),
+        DCPRESTAGE_TEST_GATES=str(gates),
+        ANSIBLE_LIBRARY=str(harness / "library"),
+    )
     workspace.run("prestage-strategy", "create", "--sysadmin-password", "pw", check=True)
     writers = [start(workspace, "prestage-strategy", "apply")] + [
-        start(workspace, "prestage-strategy", "abort") for _ in range(3)
+        start(workspace, "prestage-strategy", "abort") for _abort in range(3)
     ]
-    readers = [start(workspace, "strategy-step", "list", "-f", "json") for _ in range(6)]
+    readers = [start(workspace, "strategy-step", "list", "-f", "json") for _reader in range(6)]
     for reader in readers:
         out, err = reader.communicate(timeout=60)
         assert reader.returncode == 0, err
@@ -56,4 +67,4 @@ def test_readers_never_see_a_torn_file_while_writers_run(workspace: Workspace) -
     # every abort either won (applying -> aborted) or was refused with the state it found
     for code, err in outcomes[1:]:
         assert code == 0 or err.startswith("Strategy in state "), err
-    assert sum(code == 0 for code, _ in outcomes[1:]) <= 1
+    assert sum(code == 0 for code, _err in outcomes[1:]) <= 1

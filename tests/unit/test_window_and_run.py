@@ -23,8 +23,8 @@ def make_run(tmp_path: Path, stages: list[tuple[str | None, int, list[str]]], **
         release="24.09", for_sw_deploy=False, subcloud_apply_type=None,
         max_parallel_subclouds=None, stop_on_failure=kw.get("stop_on_failure", False),
         force=False, cloud_name=None, group=None,
-        stages=[model.Stage(n, None, apply, size) for n, (apply, size, _) in enumerate(stages, 1)],
-        steps=[model.Step(c, n, created_at="t") for n, (*_, cs) in enumerate(stages, 1) for c in cs],  # noqa: E501
+        stages=[model.Stage(n, None, kind, size) for n, (kind, size, _cs) in enumerate(stages, 1)],
+        steps=[model.Step(c, n, created_at="t") for n, (_k, _s, cs) in enumerate(stages, 1) for c in cs],  # noqa: E501
         state=model.APPLYING, created_at="t",
     )  # fmt: skip
     store = StateStore(str(tmp_path / "state"))

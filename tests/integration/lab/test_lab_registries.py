@@ -28,7 +28,7 @@ def test_central_registry_holds_every_listed_image(lab: Lab) -> None:
         images = image_list(lab, release)
         assert len(images) == 3
         for reference in images:
-            host, _, rest = reference.partition("/")
+            host, _slash, rest = reference.partition("/")
             assert host == lab.central_registry
             name, tag = rest.rsplit(":", 1)
             status, body = lab.registry_api(host, f"/v2/{name}/tags/list")
