@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from dataclasses import dataclass
@@ -59,18 +60,48 @@ def veth_name(index: int) -> str:
     return f"{VETH_PREFIX}{index}"
 
 
-def lab_dir() -> Path:
-    """The run directory: $DCPRESTAGE_LAB_DIR, else lab/run in the work tree."""
-    raw = os.environ.get("DCPRESTAGE_LAB_DIR")
-    path = Path(raw).expanduser() if raw else REPO / "lab" / "run"
-    path = Path(os.path.abspath(path))
+def _below_private_mount(path: Path) -> str | None:
     for private in PRIVATE_MOUNTS:
         if path == Path(private) or Path(private) in path.parents:
+            return private
+    return None
+
+
+def lab_dir() -> Path:
+    """The run directory: $DCPRESTAGE_LAB_DIR, else lab/run in the work tree.
+
+    Subclouds mount some host directories privately (/tmp, /home, ...), so the run directory must
+    really live elsewhere. A work tree below one of them (a clone in /tmp, say) gets lab/run as a
+    symlink to /var/tmp/dcprestage-lab-<id>; everything the lab does uses the real path.
+    """
+    raw = os.environ.get("DCPRESTAGE_LAB_DIR")
+    if raw:
+        path = Path(os.path.realpath(Path(raw).expanduser()))
+        private = _below_private_mount(path)
+        if private:
             raise SystemExit(
                 f"lab: run directory {path} is below {private}, which every subcloud mounts "
                 "privately; choose another DCPRESTAGE_LAB_DIR"
             )
-    return path
+        return path
+    link = REPO / "lab" / "run"
+    real = Path(os.path.realpath(link))
+    if _below_private_mount(real) is None:
+        return real
+    if link.exists() and not link.is_symlink():
+        raise SystemExit(
+            f"lab: {link} is below {_below_private_mount(real)}, which every subcloud mounts "
+            "privately; remove it (lab/lab down --purge) or set DCPRESTAGE_LAB_DIR"
+        )
+    digest = hashlib.sha256(str(REPO).encode()).hexdigest()[:8]
+    target = Path(f"/var/tmp/dcprestage-lab-{digest}")
+    target.mkdir(mode=0o755, exist_ok=True)
+    if os.path.realpath(link) != str(target):
+        tmp = link.with_name(f".run.{os.getpid()}")
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(target)
+        tmp.replace(link)
+    return target
 
 
 @dataclass(frozen=True)

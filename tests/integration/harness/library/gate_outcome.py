@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Test-only module: end a gated subcloud as its gate file says (ok, fail or skip)."""
 
 from __future__ import annotations
