@@ -96,6 +96,10 @@ class Observations:
         if strategy.state in model.STRATEGY_FINAL:
             early_stop = strategy.state == model.FAILED and strategy.stop_on_failure
             rolled_up = model.roll_up(strategy) == strategy.state
+            # an abort ends aborted even when every step it let run completed
+            was_aborted = model.ABORT_REQUESTED in self.states[key]
+            if strategy.state == model.ABORTED and was_aborted:
+                rolled_up = all(s.state != model.STEP_FAILED for s in strategy.steps)
             if not early_stop and (not all(s.final for s in strategy.steps) or not rolled_up):
                 self.problems.append(f"final state {strategy.state} does not match its steps: "
                                      f"{[(s.cloud, s.state) for s in strategy.steps]}")  # fmt: skip
