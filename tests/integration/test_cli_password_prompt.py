@@ -13,10 +13,17 @@ CONFIRM = "Re-enter sysadmin password to confirm: "
 SECRET = "Typed-Secret-42"
 
 
+def _as_at_a_terminal() -> None:
+    # A test run started in the background (cmd &) inherits an ignored SIGINT; at a user's
+    # terminal Ctrl-C interrupts.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def spawn(ws: Workspace, *args: str) -> pexpect.spawn:
     return pexpect.spawn(
-        DCPRESTAGE, list(args), env=ws.env, cwd=str(ws.root), encoding="utf-8", timeout=30
-    )
+        DCPRESTAGE, list(args), env=ws.env, cwd=str(ws.root), encoding="utf-8", timeout=30,
+        preexec_fn=_as_at_a_terminal,
+    )  # fmt: skip
 
 
 def test_prompt_reasks_on_empty_and_mismatch_and_never_echoes(workspace: Workspace) -> None:
@@ -62,8 +69,7 @@ def test_a_check_failing_on_the_registry_never_asks_either(workspace: Workspace)
 def test_interrupting_the_prompt_writes_nothing(workspace: Workspace) -> None:
     child = spawn(workspace, "prestage-strategy", "create", "subcloud7")
     child.expect_exact(PROMPT)
-    # Ctrl-C, as the signal itself: a ^C typed on the pty can race the prompt's terminal set-up
-    child.kill(signal.SIGINT)
+    child.sendintr()  # Ctrl-C on the terminal
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 1
