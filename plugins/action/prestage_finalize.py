@@ -14,14 +14,16 @@ from typing import Any
 
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.distcloud.prestage.plugins.module_utils._prestage_args import (
+    RELEASE_ARGS,
+)
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._prestage_task import result_of
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._run import (
     prestage_versions_text,
 )
 
 ARGUMENT_SPEC: dict[str, Any] = dict(
-    release=dict(type="str", required=True),
-    for_sw_deploy=dict(type="bool", default=False),
+    **RELEASE_ARGS,
     precheck=dict(type="dict", required=True),
     packages=dict(type="dict", required=True),
     images=dict(type="dict"),

@@ -18,6 +18,11 @@ from typing import Any
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.distcloud.prestage.plugins.module_utils import _content as content
+from ansible_collections.distcloud.prestage.plugins.module_utils._prestage_args import (
+    DOCKER_DIR_ARG,
+    PLATFORM_BACKUP_DIR_ARG,
+    RELEASE_ARGS,
+)
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._errors import PrestageError
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._prestage_task import result_of
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._sc_release import settings_of
@@ -25,14 +30,13 @@ from ansible_collections.distcloud.prestage.plugins.plugin_utils._sc_release imp
 SYNC_MODULE = "distcloud.prestage.prestage_images_sync"
 
 ARGUMENT_SPEC: dict[str, Any] = dict(
-    release=dict(type="str", required=True),
-    for_sw_deploy=dict(type="bool", default=False),
+    **RELEASE_ARGS,
+    **PLATFORM_BACKUP_DIR_ARG,
+    **DOCKER_DIR_ARG,
     precheck=dict(type="dict", required=True),
     system_controller=dict(type="dict", default={}),
     timeout=dict(type="int", default=7200),
-    platform_backup_dir=dict(type="path", default="/opt/platform-backup"),
     registry_storage_dir=dict(type="path", default="/var/lib/docker-distribution"),
-    docker_dir=dict(type="path", default="/var/lib/docker"),
     local_registry=dict(type="str", default="registry.local:9001"),
     local_registry_username=dict(type="str"),
     local_registry_password=dict(type="str", no_log=True),

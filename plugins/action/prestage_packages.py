@@ -16,6 +16,11 @@ from typing import Any
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.distcloud.prestage.plugins.module_utils import _content as content
+from ansible_collections.distcloud.prestage.plugins.module_utils._prestage_args import (
+    PLATFORM_BACKUP_DIR_ARG,
+    RELEASE_ARGS,
+    SOFTWARE_DIR_ARG,
+)
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._errors import PrestageError
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._prestage_task import (
     become_of,
@@ -32,13 +37,12 @@ from ansible_collections.distcloud.prestage.plugins.plugin_utils._transfer impor
 VERIFY_MODULE = "distcloud.prestage.prestage_packages_verify"
 
 ARGUMENT_SPEC: dict[str, Any] = dict(
-    release=dict(type="str", required=True),
-    for_sw_deploy=dict(type="bool", default=False),
+    **RELEASE_ARGS,
+    **PLATFORM_BACKUP_DIR_ARG,
+    **SOFTWARE_DIR_ARG,
     precheck=dict(type="dict", required=True),
     timeout=dict(type="int", default=3600),
     io_timeout=dict(type="int", default=120),
-    platform_backup_dir=dict(type="path", default="/opt/platform-backup"),
-    software_dir=dict(type="path", default="/opt/software"),
     min_supported_release=dict(type="str"),
     rsync_path=dict(type="str", default="rsync"),
 )

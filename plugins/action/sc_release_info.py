@@ -11,6 +11,9 @@ from typing import Any
 
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.distcloud.prestage.plugins.module_utils._prestage_args import (
+    RELEASE_ARGS,
+)
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._errors import PrestageError
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._sc_release import (
     default_cache_dir,
@@ -18,8 +21,7 @@ from ansible_collections.distcloud.prestage.plugins.plugin_utils._sc_release imp
 )
 
 ARGUMENT_SPEC: dict[str, Any] = dict(
-    release=dict(type="str", required=True),
-    for_sw_deploy=dict(type="bool", default=False),
+    **RELEASE_ARGS,
     system_controller=dict(type="dict", default={}),
     cache=dict(type="bool", default=True),
     cache_dir=dict(type="path"),

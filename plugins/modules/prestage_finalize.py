@@ -17,15 +17,9 @@ description:
     complete whose content was not verified.
   - The versions are those the last phase read back from the subcloud after its changes.
   - In check mode it reports RV(prestage_complete) false.
+extends_documentation_fragment:
+  - distcloud.prestage.prestage
 options:
-  release:
-    description: The release, C(MM.mm).
-    type: str
-    required: true
-  for_sw_deploy:
-    description: Prestage for software deployment instead of for install.
-    type: bool
-    default: false
   precheck:
     description: Registered result of M(distcloud.prestage.prestage_precheck).
     type: dict

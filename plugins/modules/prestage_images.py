@@ -24,15 +24,11 @@ description:
     whole window of subclouds, the digest check and the archive need the local registry anyway,
     and it is one module run per subcloud.
   - On the phase timeout the copy is stopped and the task fails with C(prestage_timeout).
+extends_documentation_fragment:
+  - distcloud.prestage.prestage
+  - distcloud.prestage.prestage.platform_backup_dir
+  - distcloud.prestage.prestage.docker_dir
 options:
-  release:
-    description: The release, C(MM.mm).
-    type: str
-    required: true
-  for_sw_deploy:
-    description: Prestage for software deployment (no archive) instead of for install.
-    type: bool
-    default: false
   precheck:
     description: The registered result of M(distcloud.prestage.prestage_precheck) for this host.
     type: dict
@@ -46,18 +42,10 @@ options:
     description: Seconds the phase may take.
     type: int
     default: 7200
-  platform_backup_dir:
-    description: Where the archive goes (for install), below C(<release>/).
-    type: path
-    default: /opt/platform-backup
   registry_storage_dir:
     description: The local registry's storage on the subcloud (what is archived).
     type: path
     default: /var/lib/docker-distribution
-  docker_dir:
-    description: The subcloud's docker storage, whose free space is checked first.
-    type: path
-    default: /var/lib/docker
   local_registry:
     description: The subcloud's local registry.
     type: str

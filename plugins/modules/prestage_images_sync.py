@@ -20,6 +20,8 @@ description:
     not changed since it was made is kept as it is.
   - Checks first that O(docker_dir) has O(docker_min_free_gib) free.
   - Supports check mode (reports which images would be copied).
+extends_documentation_fragment:
+  - distcloud.prestage.prestage.docker_dir
 options:
   images:
     description: Image references, as in the release's image list.
@@ -68,10 +70,6 @@ options:
     description: The local registry's storage.
     type: path
     default: /var/lib/docker-distribution
-  docker_dir:
-    description: The subcloud's docker storage, whose free space is checked first.
-    type: path
-    default: /var/lib/docker
   docker_min_free_gib:
     description: Free space needed in O(docker_dir).
     type: float
@@ -146,12 +144,16 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.distcloud.prestage.plugins.module_utils import (  # noqa: E402
     _content as content,
 )
+from ansible_collections.distcloud.prestage.plugins.module_utils._prestage_args import (  # noqa: E402
+    DOCKER_DIR_ARG,
+)
 from ansible_collections.distcloud.prestage.plugins.module_utils._subcloud import (  # noqa: E402
     GIB,
     docker_space_failure,
 )
 
 ARGUMENT_SPEC = dict(
+    **DOCKER_DIR_ARG,
     images=dict(type="list", elements="str", required=True),
     central_registry=dict(type="str", default="registry.central:9001"),
     local_registry=dict(type="str", default="registry.local:9001"),
@@ -169,7 +171,6 @@ ARGUMENT_SPEC = dict(
     dest_tls_verify=dict(type="bool", default=True),
     archive=dict(type="path"),
     registry_storage_dir=dict(type="path", default="/var/lib/docker-distribution"),
-    docker_dir=dict(type="path", default="/var/lib/docker"),
     docker_min_free_gib=dict(type="float", default=16),
     parallel=dict(type="int", default=4),
     retries=dict(type="int", default=2),

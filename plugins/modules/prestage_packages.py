@@ -34,15 +34,11 @@ description:
   - On the phase timeout the transfer is stopped and the task fails with RV(prestage_timeout).
   - In check mode rsync runs with C(--dry-run) and RV(prestage_would_transfer) says what would
     move; nothing changes.
+extends_documentation_fragment:
+  - distcloud.prestage.prestage
+  - distcloud.prestage.prestage.platform_backup_dir
+  - distcloud.prestage.prestage.software_dir
 options:
-  release:
-    description: The release, C(MM.mm).
-    type: str
-    required: true
-  for_sw_deploy:
-    description: Prestage for software deployment instead of for install.
-    type: bool
-    default: false
   precheck:
     description: The registered result of M(distcloud.prestage.prestage_precheck) for this host.
     type: dict
@@ -55,14 +51,6 @@ options:
     description: Seconds without any data exchanged after which rsync gives up (a lost link).
     type: int
     default: 120
-  platform_backup_dir:
-    description: Where a subcloud keeps content prestaged for install.
-    type: path
-    default: /opt/platform-backup
-  software_dir:
-    description: Where a subcloud keeps software prestaged for deployment.
-    type: path
-    default: /opt/software
   min_supported_release:
     description: Prestaged releases below this one are removed. Default the precheck's.
     type: str

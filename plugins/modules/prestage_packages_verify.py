@@ -19,15 +19,11 @@ description:
   - For software deployment, compares O(software_dir)/<release> with the system controller's
     software directory.
   - Supports check mode (computes, changes nothing).
+extends_documentation_fragment:
+  - distcloud.prestage.prestage
+  - distcloud.prestage.prestage.platform_backup_dir
+  - distcloud.prestage.prestage.software_dir
 options:
-  release:
-    description: The release, C(MM.mm).
-    type: str
-    required: true
-  for_sw_deploy:
-    description: Verify content prestaged for software deployment instead of for install.
-    type: bool
-    default: false
   ostree_checksum:
     description: The system controller's checksum of the release's ostree repo (for install).
     type: str
@@ -39,14 +35,6 @@ options:
   software_digest:
     description: Digest of the system controller's software directory (for software deployment).
     type: str
-  platform_backup_dir:
-    description: Where a subcloud keeps content prestaged for install.
-    type: path
-    default: /opt/platform-backup
-  software_dir:
-    description: Where a subcloud keeps software prestaged for deployment.
-    type: path
-    default: /opt/software
   min_supported_release:
     description: Prestaged release directories lower than this release are removed.
     type: str
@@ -107,18 +95,22 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.distcloud.prestage.plugins.module_utils import (  # noqa: E402
     _content as content,
 )
+from ansible_collections.distcloud.prestage.plugins.module_utils._prestage_args import (  # noqa: E402
+    PLATFORM_BACKUP_DIR_ARG,
+    RELEASE_ARGS,
+    SOFTWARE_DIR_ARG,
+)
 from ansible_collections.distcloud.prestage.plugins.module_utils._subcloud import (  # noqa: E402
     releases_below,
 )
 
 ARGUMENT_SPEC = dict(
-    release=dict(type="str", required=True),
-    for_sw_deploy=dict(type="bool", default=False),
+    **RELEASE_ARGS,
+    **PLATFORM_BACKUP_DIR_ARG,
+    **SOFTWARE_DIR_ARG,
     ostree_checksum=dict(type="str"),
     patch_metadata_digest=dict(type="str"),
     software_digest=dict(type="str"),
-    platform_backup_dir=dict(type="path", default="/opt/platform-backup"),
-    software_dir=dict(type="path", default="/opt/software"),
     min_supported_release=dict(type="str"),
     cleanup_only=dict(type="bool", default=False),
     timeout=dict(type="int", default=3600),

@@ -23,15 +23,12 @@ description:
   - A reason to skip the subcloud is returned as RV(prestage_skip_reason) (the task is ok); a
     reason to fail it fails the task with that reason as its message, in dcmanager's words.
   - Read only; supports check mode.
+extends_documentation_fragment:
+  - distcloud.prestage.prestage
+  - distcloud.prestage.prestage.platform_backup_dir
+  - distcloud.prestage.prestage.software_dir
+  - distcloud.prestage.prestage.docker_dir
 options:
-  release:
-    description: The release to prestage, C(MM.mm).
-    type: str
-    required: true
-  for_sw_deploy:
-    description: Prestage for software deployment instead of for install.
-    type: bool
-    default: false
   force:
     description: Do not fail on management affecting alarms (the only check C(--force) skips).
     type: bool
@@ -47,18 +44,6 @@ options:
       - What the system controller serves for O(release), as returned by
         M(distcloud.prestage.sc_release_info). Computed on the controller when omitted.
     type: dict
-  platform_backup_dir:
-    description: Where a subcloud keeps content prestaged for install.
-    type: path
-    default: /opt/platform-backup
-  software_dir:
-    description: Where a subcloud keeps software prestaged for deployment.
-    type: path
-    default: /opt/software
-  docker_dir:
-    description: The subcloud's docker storage, whose free space is checked before images.
-    type: path
-    default: /var/lib/docker
   docker_min_free_gib:
     description:
       - Free space needed in O(docker_dir) when images will be prestaged. Default the system
@@ -136,6 +121,12 @@ from ansible_collections.distcloud.prestage.plugins.module_utils import (  # noq
 from ansible_collections.distcloud.prestage.plugins.module_utils import (  # noqa: E402
     _subcloud as sub,
 )
+from ansible_collections.distcloud.prestage.plugins.module_utils._prestage_args import (  # noqa: E402
+    DOCKER_DIR_ARG,
+    PLATFORM_BACKUP_DIR_ARG,
+    RELEASE_ARGS,
+    SOFTWARE_DIR_ARG,
+)
 from ansible_collections.distcloud.prestage.plugins.module_utils._release import (  # noqa: E402
     release_key,
 )
@@ -144,14 +135,13 @@ BUILD_INFO = "/etc/build.info"
 PLATFORM_CONF = "/etc/platform/platform.conf"
 
 ARGUMENT_SPEC = dict(
-    release=dict(type="str", required=True),
-    for_sw_deploy=dict(type="bool", default=False),
+    **RELEASE_ARGS,
+    **PLATFORM_BACKUP_DIR_ARG,
+    **SOFTWARE_DIR_ARG,
+    **DOCKER_DIR_ARG,
     force=dict(type="bool", default=False),
     system_controller=dict(type="dict", default={}),
     sc_release_info=dict(type="dict"),
-    platform_backup_dir=dict(type="path", default="/opt/platform-backup"),
-    software_dir=dict(type="path", default="/opt/software"),
-    docker_dir=dict(type="path", default="/var/lib/docker"),
     docker_min_free_gib=dict(type="float"),
     min_supported_release=dict(type="str"),
 )

@@ -24,15 +24,9 @@ description:
   - The image list (C(<image_list_dir>/<release>/prestage_images*), one reference a line, blank
     lines and C(#) comments ignored), and the lowest supported release from the upgrade
     metadata.
+extends_documentation_fragment:
+  - distcloud.prestage.prestage
 options:
-  release:
-    description: The release, C(MM.mm).
-    type: str
-    required: true
-  for_sw_deploy:
-    description: For software deployment instead of for install.
-    type: bool
-    default: false
   system_controller:
     description:
       - The system controller settings (the inventory plugin's C(prestage_system_controller)).
