@@ -155,5 +155,8 @@ class ActionModule(ActionBase):
             module_name=SYNC_MODULE, module_args=module_args, task_vars=task_vars
         )
         outcome.pop("invocation", None)
+        if outcome.get("prestage_timeout"):
+            # the module on the subcloud knows its timeout, not the role setting behind it
+            outcome["msg"] = f"{outcome['msg']} (prestage_images_timeout)"
         outcome["prestage_images"] = len(images)
         return outcome

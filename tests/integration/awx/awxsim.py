@@ -148,6 +148,7 @@ class Job:
     status: str = ""
     rc: int | None = None
     events: list[dict[str, Any]] = field(default_factory=list)
+    control_path_dir: Path | None = None
 
     @property
     def artifacts(self) -> Path:
@@ -228,7 +229,7 @@ def prepare_job(
         "project_dir": str(pdd / "project" if copy_project else project),
         "quiet": True,
     }
-    return Job(job_id, pdd), params
+    return Job(job_id, pdd, control_path_dir=control), params
 
 
 def start_job(params: dict[str, Any], env: dict[str, str]) -> subprocess.Popen[str]:
@@ -248,6 +249,8 @@ def finish_job(job: Job, process: subprocess.Popen[str], timeout: float = 900) -
     assert process.stdout is not None
     output = process.stdout.read()
     process.wait(timeout)
+    if job.control_path_dir is not None:  # outside the private data dir: nobody else removes it
+        shutil.rmtree(job.control_path_dir, ignore_errors=True)
     lines = output.strip().splitlines()
     assert process.returncode == 0 and lines, output[-3000:]
     result = json.loads(lines[-1])

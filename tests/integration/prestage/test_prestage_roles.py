@@ -378,6 +378,32 @@ def test_registry_down_fails_the_images_phase(lab, prestage: Prestage) -> None:
     assert not (prestage.release_dir(name) / "local_registry_filesystem.tgz").exists()
 
 
+def test_images_timeout_then_rerun_completes(lab, prestage: Prestage) -> None:
+    """The images phase stops at prestage_images_timeout with a clear reason, writes no archive,
+    and a rerun on a good link copies the images and completes."""
+    name = simplex(lab)[2]
+    prestage.clean(name)
+    assert prestage.run(name).complete(name)
+    # an empty local registry: every image has to travel again
+    with fault(lab, "registry-down", name):
+        prestage.inside(name, "rm -rf /var/lib/docker-distribution/docker")
+    prestage.inside(name, f"rm -f /opt/platform-backup/{RELEASE}/local_registry_filesystem.tgz")
+    with fault(lab, "slow-link", name, "256kbit"):
+        run = prestage.run(name, extra={"prestage_images_timeout": 3})
+    result = run.task(name, "images")
+    assert result is not None and result["failed"] and result["prestage_timeout"] is True
+    assert result["msg"] == (
+        "Prestaging images timed out after 3 seconds (prestage_images_timeout)"
+    )
+    assert not run.complete(name)
+    assert not (prestage.release_dir(name) / "local_registry_filesystem.tgz").exists()
+
+    rerun = prestage.run(name)
+    assert rerun.rc == 0 and rerun.complete(name), rerun.stdout[-3000:]
+    images = rerun.task(name, "images")
+    assert images["copied"] and images["archive"]["made"]
+
+
 def test_corrupt_archive_is_removed_and_fails(lab, prestage: Prestage) -> None:
     """No room for the registry archive: tar fails mid-write, the incomplete archive is removed
     and the images phase fails."""
