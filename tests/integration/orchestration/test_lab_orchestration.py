@@ -223,11 +223,17 @@ def test_cli_abort_mid_run_and_a_skip_reason(ops: Ops) -> None:
 
     wipe(lab, ["subcloud4", "subcloud6"])
     ops.cli("prestage-strategy", "create", "--group", "single")
-    ops.cli("prestage-strategy", "apply")
-    ops.wait(lambda s: ops.step(s, "subcloud4")["state"] in RUNNING, "subcloud4 to start")
-    aborted = json.loads(ops.cli("prestage-strategy", "abort", "-f", "json").stdout)
-    assert aborted["state"] == "abort requested"
-    assert ops.step(ops.strategy(), "subcloud6")["state"] == "aborted"
+    # a slow link keeps subcloud4 busy while the abort is asked for: without it, it could finish
+    # first and its successor start (then running, not aborted)
+    lab.fault("slow-link", "subcloud4", "1mbit")
+    try:
+        ops.cli("prestage-strategy", "apply")
+        ops.wait(lambda s: ops.step(s, "subcloud4")["state"] in RUNNING, "subcloud4 to start")
+        aborted = json.loads(ops.cli("prestage-strategy", "abort", "-f", "json").stdout)
+        assert aborted["state"] == "abort requested"
+        assert ops.step(ops.strategy(), "subcloud6")["state"] == "aborted"
+    finally:
+        lab.fault("slow-link", "subcloud4", undo=True)
     final = ops.wait_final()
     assert final["strategy"]["state"] == "aborted", final["steps"]
     assert ops.step(final, "subcloud4")["state"] == "complete"  # it finished its work
