@@ -85,6 +85,9 @@ class ActionModule(ActionBase):
                     f"Strategy in state {strategy.state} cannot be applied; delete it first "
                     "('dcprestage prestage-strategy delete')"
                 )
+            if params["forks"] is not None:
+                # refused here, before the strategy changes, rather than by the strategy plugin
+                model.check_forks(strategy, params["forks"])
             store.save_strategy(strategy)
         fields = dict(zip(model.STRATEGY_FIELDS, strategy.row(), strict=True))
         return {
@@ -138,7 +141,9 @@ class ActionModule(ActionBase):
 
     @staticmethod
     def _check_same(strategy: model.Strategy, params: dict[str, Any]) -> None:
-        """Options given to the play must not contradict the strategy it applies."""
+        """Options given to the play must not contradict the strategy it applies, and its hosts
+        must hold the subclouds still to run (checked here, before the strategy changes)."""
+        model.check_play_hosts(strategy, params["hosts"])
         wanted_sw_deploy = params["prestage_type"] == "for_sw_deploy"
         if params["release"] and params["release"] != strategy.release:
             raise PrestageError(

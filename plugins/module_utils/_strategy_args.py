@@ -20,4 +20,5 @@ PRESTAGE_STRATEGY_ARGS = dict(
     group=dict(type="str"),
     limit=dict(type="str"),
     hosts=dict(type="list", elements="str", required=True),
+    forks=dict(type="int"),
 )

@@ -83,6 +83,12 @@ options:
     type: list
     elements: str
     required: true
+  forks:
+    description:
+      - Ansible's forks (C(ansible_forks)). When given, a strategy whose largest window is wider
+        is refused before it changes, as the C(distcloud.prestage.prestage) strategy would
+        refuse to run it.
+    type: int
 author:
   - distcloud.prestage contributors (@distcloud-prestage)
 """
@@ -94,6 +100,7 @@ EXAMPLES = r"""
     release: "{{ release | default(omit) }}"
     limit: "{{ ansible_limit | default(omit) }}"
     hosts: "{{ ansible_play_hosts_all }}"
+    forks: "{{ ansible_forks }}"
   run_once: true
   delegate_to: localhost
   register: prestage_strategy

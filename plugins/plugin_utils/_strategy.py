@@ -8,6 +8,7 @@ Pure data and rules, no I/O: the state store persists it, the CLI and the plugin
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -605,6 +606,32 @@ def largest_window(strategy: Strategy) -> int:
         if not step.final:
             waiting[step.stage] = waiting.get(step.stage, 0) + 1
     return max((min(strategy.stage(n).window, count) for n, count in waiting.items()), default=0)
+
+
+def check_forks(strategy: Strategy, forks: int) -> None:
+    """Ansible runs a host's task in a fork of its own: a window wider than the forks would
+    quietly run narrower."""
+    needed = largest_window(strategy)
+    if forks < needed:
+        raise PrestageError(
+            f"Ansible has {forks} forks but this prestage strategy runs up to {needed} "
+            f"subclouds at once: run with --forks {needed} or more"
+        )
+
+
+def check_play_hosts(strategy: Strategy, play_hosts: Iterable[str]) -> None:
+    """Every subcloud still to run must be one of the play's hosts: a run cannot reach the others
+    (another -l, or a subcloud gone from the inventory)."""
+    present = set(play_hosts)
+    missing = [s.cloud for s in strategy.steps if not s.final and s.cloud not in present]
+    if missing:
+        shown = ", ".join(missing[:5])
+        if len(missing) > 5:
+            shown += f" and {len(missing) - 5} more"
+        raise PrestageError(
+            f"The strategy's subclouds {shown} are not among this play's hosts; check the "
+            "inventory and --limit"
+        )
 
 
 def check_deletable(strategy: Strategy) -> None:

@@ -21,16 +21,7 @@ class Window:
         strategy = run.strategy
         if strategy is None:
             raise PrestageError("the prestage run has not begun")
-        present = set(play_hosts)
-        missing = [s.cloud for s in strategy.steps if not s.final and s.cloud not in present]
-        if missing:
-            shown = ", ".join(missing[:5])
-            if len(missing) > 5:
-                shown += f" and {len(missing) - 5} more"
-            raise PrestageError(
-                f"The strategy's subclouds {shown} are not among this play's hosts; check the "
-                "inventory and --limit"
-            )
+        model.check_play_hosts(strategy, play_hosts)
         self.run = run
         self._order = [s.cloud for s in strategy.steps]
         self._stage_of = {s.cloud: s.stage for s in strategy.steps}
@@ -39,12 +30,7 @@ class Window:
         self._next = 0
 
     def check_forks(self, forks: int) -> None:
-        needed = model.largest_window(self.run.current())
-        if forks < needed:
-            raise PrestageError(
-                f"Ansible has {forks} forks but this prestage strategy runs up to {needed} "
-                f"subclouds at once: run with --forks {needed} or more"
-            )
+        model.check_forks(self.run.current(), forks)
 
     def admit(self, finished: Callable[[str], bool]) -> list[str]:
         """The hosts that may run now; finished(host) says whether an admitted host is done."""

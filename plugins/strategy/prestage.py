@@ -23,6 +23,13 @@ description:
   - Built on the C(free) strategy; it only decides which hosts the play may run now.
   - If a future ansible-core breaks it, the same play runs (without stages, abort or state
     recording) with the C(host_pinned) strategy, C(serial) and C(max_fail_percentage).
+  - In a play with the play variable C(prestage_password_only=true) it only obtains the sysadmin
+    password (as below) and keeps it for the plays that follow; C(playbooks/prestage.yml) starts
+    with such a play, so a run without a password changes no strategy.
+  - The sysadmin password is the connection password (C(-k), an AWX Machine credential), else
+    the extra var C(sysadmin_password), else a connection password variable of the first host
+    (C(ansible_password), C(ansible_become_password), ...), else dcmanager's prompt, with
+    confirmation, when Ansible runs on a terminal.
 notes:
   - Ansible needs at least as many forks as the largest window (C(--forks)).
 """
@@ -51,6 +58,7 @@ from ansible_collections.distcloud.prestage.plugins.plugin_utils._window import 
 
 display = Display()
 STATE_CALLBACK = "distcloud.prestage.prestage_state"
+PASSWORD_ONLY_VAR = "prestage_password_only"
 CONNECTION_PASSWORD_VARS = (
     "ansible_password", "ansible_ssh_pass", "ansible_become_password", "ansible_become_pass",
 )  # fmt: skip
@@ -99,6 +107,15 @@ class CoreAccess:
     def extra_vars(self, iterator: Any) -> dict[str, Any]:
         return iterator._play.get_variable_manager().extra_vars
 
+    def play_vars(self, iterator: Any) -> dict[str, Any]:
+        return dict(iterator._play.vars or {})
+
+    def keep_passwords(self, password: str, become_pass: str) -> None:
+        """The passwords of the plays to come (each gets a new play context made from these)."""
+        self.tqm.passwords = {
+            **self.tqm.passwords, "conn_pass": password, "become_pass": become_pass,
+        }  # fmt: skip
+
     def host_vars(self, iterator: Any, name: str) -> dict[str, Any]:
         strategy = self._strategy
         return strategy._variable_manager.get_vars(
@@ -124,6 +141,11 @@ class StrategyModule(FreeStrategyModule):
     def run(self, iterator: Any, play_context: Any) -> Any:
         self._set_hosts_cache(iterator._play)
         self._ensure_password(iterator, play_context)
+        if self._core.play_vars(iterator).get(PASSWORD_ONLY_VAR):
+            # a play before the one that creates or applies the strategy: with no password, or
+            # an interrupted prompt, the run stops before anything changed
+            self._core.keep_passwords(play_context.password, play_context.become_pass)
+            return super().run(iterator, play_context)
         self._callback = self._state_callback()
         try:
             run = self._callback.begin_run(iterator._play, play_context)

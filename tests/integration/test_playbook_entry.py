@@ -102,10 +102,46 @@ def test_the_playbook_applies_an_initial_strategy_made_by_dcprestage(play: Works
     assert "Strategy in state complete cannot be applied; delete it first" in again.stdout
 
 
-def test_no_password_and_no_terminal_is_a_clear_error(play: Workspace) -> None:
+def test_no_password_and_no_terminal_is_a_clear_error_that_changes_nothing(
+    play: Workspace,
+) -> None:
     result = playbook(play, "-l", "subcloud1")
     assert result.returncode != 0
     assert "No sysadmin password: give it with -k/--ask-pass" in result.stdout + result.stderr
+    assert not (play.state_dir / "strategy.json").exists()  # asked for before the strategy
+    # an initial strategy made by dcprestage stays initial
+    play.run("prestage-strategy", "create", "--group", "Edge_Serial", "--sysadmin-password",
+             SECRET, check=True)  # fmt: skip
+    before = (play.state_dir / "strategy.json").read_bytes()
+    assert playbook(play).returncode != 0
+    assert (play.state_dir / "strategy.json").read_bytes() == before
+
+
+def test_a_strategy_the_play_cannot_run_is_refused_before_it_changes(play: Workspace) -> None:
+    """Another -l than the strategy's subclouds, or fewer forks than its window: one clear line,
+    and the strategy stays as it was (not left applying with nobody running it)."""
+    play.run("prestage-strategy", "create", "--group", "First_10_Subclouds",
+             "--sysadmin-password", SECRET, check=True)  # fmt: skip
+    before = (play.state_dir / "strategy.json").read_bytes()
+    result = playbook(play, "-l", "Edge_Serial", "-e", f"sysadmin_password={SECRET}")
+    assert result.returncode != 0
+    assert (
+        "The strategy's subclouds subcloud1, subcloud2, subcloud3, subcloud4, subcloud5 and 5 more "
+        "are not among this play's hosts; check the inventory and --limit"
+    ) in result.stdout
+    result = playbook(play, "--forks", "4", "-e", f"sysadmin_password={SECRET}")
+    assert result.returncode != 0
+    assert (
+        "Ansible has 4 forks but this prestage strategy runs up to 10 subclouds at once: run with "
+        "--forks 10 or more"
+    ) in result.stdout
+    assert (play.state_dir / "strategy.json").read_bytes() == before
+    play.run("prestage-strategy", "delete", check=True)
+    # nor one the play would create
+    result = playbook(play, "-l", "First_10_Subclouds", "--forks", "4",
+                      "-e", f"sysadmin_password={SECRET}")  # fmt: skip
+    assert result.returncode != 0 and "Ansible has 4 forks" in result.stdout
+    assert not (play.state_dir / "strategy.json").exists()
 
 
 def test_the_seed_prompt_when_run_from_a_terminal(play: Workspace) -> None:

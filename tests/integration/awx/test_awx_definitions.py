@@ -151,7 +151,8 @@ def test_the_import_file_asks_what_the_playbook_accepts() -> None:
     variables = {q["variable"]: q for q in survey}
     # every survey variable reaches the prestage_strategy action through playbooks/prestage.yml
     plays = yaml.safe_load((ROOT / "playbooks" / "prestage.yml").read_text())
-    args = plays[0]["tasks"][0]["distcloud.prestage.prestage_strategy"]
+    (task,) = [t for p in plays for t in p["tasks"] if "distcloud.prestage.prestage_strategy" in t]
+    args = task["distcloud.prestage.prestage_strategy"]
     passed = {re.search(r"{{\s*(\w+)", value).group(1): option for option, value in args.items()}
     assert set(variables) <= set(passed), set(variables) - set(passed)
     from ansible_collections.distcloud.prestage.plugins.module_utils._strategy_args import (  # noqa: PLC0415

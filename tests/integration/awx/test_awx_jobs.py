@@ -1,6 +1,6 @@
 """Jobs run the way AWX runs them (awxsim: the synced inventory as a script, env/extravars, the
 Machine credential answered on runner's prompt channel, runner's own stdout callback, awx_job_id)
-with the real first play of playbooks/prestage.yml and the gated harness in place of the roles
+with the real first plays of playbooks/prestage.yml and the gated harness in place of the roles
 (nothing contacts a host): a state dir per job, the prestage_summary artifact, survey answers
 validated with clear messages, no password anywhere, and two slices at once merged by dcprestage.
 """
@@ -64,10 +64,10 @@ class Awx:
 def awx(workspace: Workspace, tmp_path: Path) -> Awx:
     project = tmp_path / "scm" / "project"
     shutil.copytree(ROOT / "awx" / "project", project)
-    # the job's playbook: the real first play, the harness's gated subcloud play
+    # the job's playbook: the real password and strategy plays, the harness's gated subcloud play
     real = yaml.safe_load((ROOT / "playbooks" / "prestage.yml").read_text())
     gated = yaml.safe_load((HARNESS / "gated.yml").read_text())
-    (project / "gated.yml").write_text(yaml.safe_dump([real[0], gated[1]], sort_keys=False))
+    (project / "gated.yml").write_text(yaml.safe_dump(real[:-1] + gated[-1:], sort_keys=False))
     shutil.copytree(HARNESS / "library", project / "library")  # found next to the playbook
     # the example inventory source, with this workspace's system controller
     source = yaml.safe_load((project / SOURCE_PATH).read_text())
