@@ -9,6 +9,7 @@ playbook are in tests/integration/orchestration/.
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 from pathlib import Path
 
@@ -162,3 +163,20 @@ def test_the_seed_prompt_when_run_from_a_terminal(play: Workspace) -> None:
     assert child.exitstatus == 0, child.before[-3000:]
     assert SECRET not in child.before
     assert strategy(play)["strategy"]["state"] == "complete"
+
+
+def test_interrupting_the_playbook_prompt_changes_nothing(play: Workspace) -> None:
+    child = pexpect.spawn(
+        str(VENV_BIN / "ansible-playbook"),
+        ["-i", str(play.config), str(HARNESS / "gated.yml"), "-l", "subcloud2"],
+        env=play.env, cwd=str(play.root), encoding="utf-8", timeout=120,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as at a terminal
+    )  # fmt: skip
+    child.expect_exact(PROMPT)
+    child.sendintr()  # Ctrl-C on the terminal
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus != 0
+    assert "Password prompt interrupted." in child.before
+    assert "Traceback" not in child.before
+    assert not (play.state_dir / "strategy.json").exists()
