@@ -48,4 +48,9 @@ def sysadmin_password(given: str | None) -> str:
     from_env = os.environ.get(PASSWORD_ENV)
     if from_env:
         return from_env
+    if not prompt_available():  # getpass would read stdin, echoed, with a warning
+        raise PrestageError(
+            f"No sysadmin password: give it with --sysadmin-password or ${PASSWORD_ENV}, or run "
+            "from a terminal to be asked"
+        )
     return prompt_for_password()

@@ -619,9 +619,9 @@ def check_forks(strategy: Strategy, forks: int) -> None:
         )
 
 
-def check_play_hosts(strategy: Strategy, play_hosts: Iterable[str]) -> None:
-    """Every subcloud still to run must be one of the play's hosts: a run cannot reach the others
-    (another -l, or a subcloud gone from the inventory)."""
+def check_play_hosts(strategy: Strategy, play_hosts: Iterable[str], where: str = "") -> None:
+    """Every subcloud still to run must be one of the hosts the run has: it cannot reach the
+    others (another -l, or a subcloud gone from the inventory)."""
     present = set(play_hosts)
     missing = [s.cloud for s in strategy.steps if not s.final and s.cloud not in present]
     if missing:
@@ -629,8 +629,8 @@ def check_play_hosts(strategy: Strategy, play_hosts: Iterable[str]) -> None:
         if len(missing) > 5:
             shown += f" and {len(missing) - 5} more"
         raise PrestageError(
-            f"The strategy's subclouds {shown} are not among this play's hosts; check the "
-            "inventory and --limit"
+            f"The strategy's subclouds {shown} are not "
+            + (where or "among this play's hosts; check the inventory and --limit")
         )
 
 

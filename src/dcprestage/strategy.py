@@ -139,7 +139,13 @@ class ApplyStrategy(ShowCommand):
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
         ctx = self.ctx
         store = ctx.store
-        check_appliable(store.require_strategy())
+        strategy = store.require_strategy()
+        check_appliable(strategy)
+        # the run's hosts are the registry's subclouds: refused here rather than by the run
+        model.check_play_hosts(
+            strategy, (s.name for s in ctx.registry.subclouds),
+            where=f"in the registry {ctx.config.registry_path} any more",
+        )  # fmt: skip
         inventory = ctx.config.path
         confirm("Apply the prestage strategy?", parsed_args.yes)
         password = store.load_secret() or sysadmin_password(None)

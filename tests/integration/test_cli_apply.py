@@ -287,3 +287,22 @@ def test_an_abort_before_the_play_takes_over_still_ends_aborted(gated: Gated) ->
     assert final["strategy"]["state"] == "aborted"
     assert {s["state"] for s in final["steps"]} == {"aborted"}
     ws.run("prestage-strategy", "delete", check=True)
+
+
+def test_apply_refuses_a_strategy_whose_subclouds_left_the_registry(workspace: Workspace) -> None:
+    ws = workspace
+    ws.run("prestage-strategy", "create", "--group", "Edge_Serial", "--sysadmin-password", "pw",
+           check=True)  # fmt: skip
+    ws.edit_registry(
+        lambda data: data.update(
+            subclouds=[
+                s for s in data["subclouds"] if s["name"] not in ("subcloud20", "subcloud22")
+            ]
+        )
+    )
+    before = (ws.state_dir / "strategy.json").read_bytes()
+    assert ws.fail("prestage-strategy", "apply", "--yes") == (
+        "The strategy's subclouds subcloud20, subcloud22 are not in the registry "
+        f"{ws.registry} any more"
+    )
+    assert (ws.state_dir / "strategy.json").read_bytes() == before  # still initial, not started

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import subprocess
 
 import pexpect
 
@@ -75,4 +76,19 @@ def test_interrupting_the_prompt_writes_nothing(workspace: Workspace) -> None:
     assert child.exitstatus == 1
     assert "Password prompt interrupted." in child.before
     assert "Traceback" not in child.before
+    assert not (workspace.state_dir / "strategy.json").exists()
+
+
+def test_no_terminal_and_no_password_is_one_line_and_writes_nothing(workspace: Workspace) -> None:
+    env = {k: v for k, v in workspace.env.items() if k != "DCPRESTAGE_SYSADMIN_PASSWORD"}
+    result = subprocess.run(
+        [DCPRESTAGE, "prestage-strategy", "create", "subcloud7"], env=env, cwd=workspace.root,
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60, check=False,
+        start_new_session=True,  # no controlling terminal, as under cron or a CI job
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr == (
+        "No sysadmin password: give it with --sysadmin-password or $DCPRESTAGE_SYSADMIN_PASSWORD, "
+        "or run from a terminal to be asked\n"
+    )
     assert not (workspace.state_dir / "strategy.json").exists()
