@@ -124,24 +124,24 @@ def test_a_strategy_the_play_cannot_run_is_refused_before_it_changes(play: Works
     play.run("prestage-strategy", "create", "--group", "First_10_Subclouds",
              "--sysadmin-password", SECRET, check=True)  # fmt: skip
     before = (play.state_dir / "strategy.json").read_bytes()
-    result = playbook(play, "-l", "Edge_Serial", "-e", f"sysadmin_password={SECRET}")
-    assert result.returncode != 0
+
+    def refused(*args: str) -> str:
+        result = playbook(play, *args, "-e", f"sysadmin_password={SECRET}")
+        assert result.returncode != 0
+        return result.stdout
+
     assert (
         "The strategy's subclouds subcloud1, subcloud2, subcloud3, subcloud4, subcloud5 and 5 more "
         "are not among this play's hosts; check the inventory and --limit"
-    ) in result.stdout
-    result = playbook(play, "--forks", "4", "-e", f"sysadmin_password={SECRET}")
-    assert result.returncode != 0
+    ) in refused("-l", "Edge_Serial")
     assert (
         "Ansible has 4 forks but this prestage strategy runs up to 10 subclouds at once: run with "
         "--forks 10 or more"
-    ) in result.stdout
+    ) in refused("--forks", "4")
     assert (play.state_dir / "strategy.json").read_bytes() == before
     play.run("prestage-strategy", "delete", check=True)
     # nor one the play would create
-    result = playbook(play, "-l", "First_10_Subclouds", "--forks", "4",
-                      "-e", f"sysadmin_password={SECRET}")  # fmt: skip
-    assert result.returncode != 0 and "Ansible has 4 forks" in result.stdout
+    assert "Ansible has 4 forks" in refused("-l", "First_10_Subclouds", "--forks", "4")
     assert not (play.state_dir / "strategy.json").exists()
 
 
