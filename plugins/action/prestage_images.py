@@ -24,7 +24,10 @@ from ansible_collections.distcloud.prestage.plugins.module_utils._prestage_args 
     RELEASE_ARGS,
 )
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._errors import PrestageError
-from ansible_collections.distcloud.prestage.plugins.plugin_utils._prestage_task import result_of
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._prestage_task import (
+    phase_timeout_reason,
+    result_of,
+)
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._sc_release import settings_of
 
 SYNC_MODULE = "distcloud.prestage.prestage_images_sync"
@@ -156,7 +159,6 @@ class ActionModule(ActionBase):
         )
         outcome.pop("invocation", None)
         if outcome.get("prestage_timeout"):
-            # the module on the subcloud knows its timeout, not the role setting behind it
-            outcome["msg"] = f"{outcome['msg']} (prestage_images_timeout)"
+            outcome["msg"] = phase_timeout_reason("images", params["timeout"])
         outcome["prestage_images"] = len(images)
         return outcome

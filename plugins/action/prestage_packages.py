@@ -24,6 +24,7 @@ from ansible_collections.distcloud.prestage.plugins.module_utils._prestage_args 
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._errors import PrestageError
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._prestage_task import (
     become_of,
+    phase_timeout_reason,
     remote_shell_factory,
     result_of,
 )
@@ -121,10 +122,7 @@ class ActionModule(ActionBase):
             result.update(
                 failed=True,
                 prestage_timeout=True,
-                msg=(
-                    f"Prestaging packages timed out after {params['timeout']} seconds "
-                    "(prestage_packages_timeout)"
-                ),
+                msg=phase_timeout_reason("packages", params["timeout"]),
             )
         except TransferFailed as exc:
             result.update(failed=True, msg=f"Transfer to the subcloud failed: {exc}")

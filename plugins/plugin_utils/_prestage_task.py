@@ -157,6 +157,11 @@ def _plain_shell(task_vars: dict[str, Any], io_timeout: int) -> RemoteShell:
     return RemoteShell(ssh=argv, host=host)
 
 
+def phase_timeout_reason(phase: str, seconds: int) -> str:
+    """A phase that ran out of time, naming the role setting that sets it."""
+    return f"Prestaging {phase} timed out after {seconds} seconds (prestage_{phase}_timeout)"
+
+
 def result_of(value: Any) -> dict[str, Any]:
     """A registered task result (an empty dict for an undefined or skipped one)."""
     return value if isinstance(value, dict) else {}

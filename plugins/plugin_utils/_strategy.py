@@ -619,18 +619,31 @@ def check_forks(strategy: Strategy, forks: int) -> None:
         )
 
 
-def check_play_hosts(strategy: Strategy, play_hosts: Iterable[str], where: str = "") -> None:
-    """Every subcloud still to run must be one of the hosts the run has: it cannot reach the
-    others (another -l, or a subcloud gone from the inventory)."""
-    present = set(play_hosts)
+def _not_among(strategy: Strategy, names: Iterable[str]) -> str:
+    """The subclouds still to run that are not among names ('' when none), listed shortly."""
+    present = set(names)
     missing = [s.cloud for s in strategy.steps if not s.final and s.cloud not in present]
-    if missing:
-        shown = ", ".join(missing[:5])
-        if len(missing) > 5:
-            shown += f" and {len(missing) - 5} more"
+    shown = ", ".join(missing[:5])
+    if len(missing) > 5:
+        shown += f" and {len(missing) - 5} more"
+    return shown
+
+
+def check_play_hosts(strategy: Strategy, play_hosts: Iterable[str]) -> None:
+    """Every subcloud still to run must be one of the play's hosts: a run cannot reach the others
+    (another -l, or a subcloud gone from the inventory)."""
+    if missing := _not_among(strategy, play_hosts):
         raise PrestageError(
-            f"The strategy's subclouds {shown} are not "
-            + (where or "among this play's hosts; check the inventory and --limit")
+            f"The strategy's subclouds {missing} are not among this play's hosts; check the "
+            "inventory and --limit"
+        )
+
+
+def check_registry_holds(strategy: Strategy, registry: Registry) -> None:
+    """Every subcloud still to run must still be in the registry (the hosts `apply` runs on)."""
+    if missing := _not_among(strategy, (s.name for s in registry.subclouds)):
+        raise PrestageError(
+            f"The strategy's subclouds {missing} are not in the registry {registry.path} any more"
         )
 
 

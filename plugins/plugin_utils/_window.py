@@ -29,9 +29,6 @@ class Window:
         self._running: list[str] = []
         self._next = 0
 
-    def check_forks(self, forks: int) -> None:
-        model.check_forks(self.run.current(), forks)
-
     def admit(self, finished: Callable[[str], bool]) -> list[str]:
         """The hosts that may run now; finished(host) says whether an admitted host is done."""
         still = []

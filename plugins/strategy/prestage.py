@@ -52,6 +52,9 @@ from ansible_collections.distcloud.prestage.plugins.plugin_utils._report import 
     SUMMARY_STAT,
     read_summary,
 )
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._strategy import (  # noqa: E402
+    check_forks,
+)
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._window import (  # noqa: E402
     Window,
 )
@@ -150,7 +153,7 @@ class StrategyModule(FreeStrategyModule):
         try:
             run = self._callback.begin_run(iterator._play, play_context)
             self._window = Window(run, self._core.play_hosts())
-            self._window.check_forks(self._core.forks())
+            check_forks(run.current(), self._core.forks())
         except PrestageError as exc:
             if self._callback.run is not None:
                 self._callback.end_run()

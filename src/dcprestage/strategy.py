@@ -141,11 +141,7 @@ class ApplyStrategy(ShowCommand):
         store = ctx.store
         strategy = store.require_strategy()
         check_appliable(strategy)
-        # the run's hosts are the registry's subclouds: refused here rather than by the run
-        model.check_play_hosts(
-            strategy, (s.name for s in ctx.registry.subclouds),
-            where=f"in the registry {ctx.config.registry_path} any more",
-        )  # fmt: skip
+        model.check_registry_holds(strategy, ctx.registry)  # refused here rather than by the run
         inventory = ctx.config.path
         confirm("Apply the prestage strategy?", parsed_args.yes)
         password = store.load_secret() or sysadmin_password(None)

@@ -163,12 +163,12 @@ def test_forks_below_the_window_and_missing_hosts_are_errors(tmp_path: Path) -> 
     run = make_run(tmp_path, [("parallel", 3, ["a", "b", "c", "d"]), ("serial", 1, ["e"])])
     with pytest.raises(PrestageError, match="are not among this play's hosts"):
         Window(run, ["a", "b"])
-    window = Window(run, ["a", "b", "c", "d", "e"])
+    Window(run, ["a", "b", "c", "d", "e"])
     with pytest.raises(
         PrestageError, match=r"has 2 forks .* up to 3 subclouds at once: run with --forks 3"
     ):
-        window.check_forks(2)
-    window.check_forks(3)
+        model.check_forks(run.current(), 2)
+    model.check_forks(run.current(), 3)
 
 
 def test_a_failed_write_stops_admitting_and_is_reported(tmp_path: Path) -> None:
