@@ -14,6 +14,7 @@ import hashlib
 import os
 import re
 import stat
+import tempfile
 import time
 
 from ansible_collections.distcloud.prestage.plugins.module_utils._release import (
@@ -250,25 +251,27 @@ def prestaged_versions(platform_backup_dir, software_dir):
     }
 
 
-def atomic_write(path, text, mode=0o644):
-    """Write text to path through a temporary file in the same directory, fsynced, then
-    renamed: a reader sees the old or the new content, never a torn one."""
-    directory = os.path.dirname(path) or "."
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp.{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+def atomic_write(path, data, mode=0o644):
+    """Replace path with data (str or bytes) through a temporary file in the same directory,
+    fsynced, then renamed, then the directory fsynced: a reader sees the old or the new content,
+    never a torn one. OSError on failure, with nothing left behind."""
+    directory = os.path.dirname(os.path.abspath(path))
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=directory)
     try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)
-        os.rename(tmp, path)
+        os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    with contextlib.suppress(OSError):  # not every file system syncs a directory
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)

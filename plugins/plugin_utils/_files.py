@@ -8,9 +8,9 @@ import contextlib
 import errno
 import fcntl
 import os
-import tempfile
 from collections.abc import Iterator
 
+from ansible_collections.distcloud.prestage.plugins.module_utils import _content as content
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._errors import PrestageError
 
 
@@ -60,35 +60,13 @@ def locked_file(path: str) -> Iterator[None]:
 
 
 def atomic_write(path: str, data: str | bytes, mode: int = 0o600) -> None:
-    """Replace path with data: temp file in the same directory, fsync, rename, fsync the dir."""
-    directory = os.path.dirname(os.path.abspath(path))
-    payload = data.encode("utf-8") if isinstance(data, str) else data
+    """Replace path with data atomically (module_utils' atomic_write, shared with the modules);
+    a failure is one PrestageError and leaves nothing behind."""
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=directory)
+        content.atomic_write(path, data, mode)
     except OSError as exc:
-        raise PrestageError(f"Cannot write {path}: {exc.strerror}") from exc
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
         reason = "no space left on device" if exc.errno == errno.ENOSPC else exc.strerror
         raise PrestageError(f"Cannot write {path}: {reason}") from exc
-    _fsync_dir(directory)
-
-
-def _fsync_dir(directory: str) -> None:
-    with contextlib.suppress(OSError):
-        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
 
 
 def read_text(path: str) -> str | None:

@@ -119,18 +119,10 @@ def _read_json(path: str) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _write_json(path: str, data: dict[str, Any]) -> None:
-    tmp = f"{path}.tmp.{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(data, handle)
-    os.replace(tmp, path)
-
-
 def _write_json_quietly(path: str, data: dict[str, Any]) -> None:
     """A cache entry that cannot be written (disk full...) only costs a recomputation."""
     try:
-        _write_json(path, data)
+        content.atomic_write(path, json.dumps(data), 0o600)
     except OSError:
         return
 

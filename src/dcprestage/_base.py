@@ -72,10 +72,17 @@ def confirm(question: str, assume_yes: bool) -> None:
 
 class _ContextMixin:
     app: Any
+    # a command that may ask for confirmation (see confirm) takes --yes
+    confirms = False
 
     @property
     def ctx(self) -> Context:
         return cast(Context, self.app.context)
+
+    def _finish_parser(self, parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        if self.confirms:
+            parser.add_argument("--yes", action="store_true", help="Do not ask for confirmation.")
+        return one_line_errors(parser)
 
 
 class ShowCommand(_ContextMixin, ShowOne):
@@ -94,18 +101,18 @@ class ShowCommand(_ContextMixin, ShowOne):
         return super().run(parsed_args)
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
-        return one_line_errors(super().get_parser(prog_name))
+        return self._finish_parser(super().get_parser(prog_name))
 
 
 class ListCommand(_ContextMixin, Lister):
     """A command printing one table of rows."""
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
-        return one_line_errors(super().get_parser(prog_name))
+        return self._finish_parser(super().get_parser(prog_name))
 
 
 class PlainCommand(_ContextMixin, Command):
     """A command that prints nothing on success."""
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
-        return one_line_errors(super().get_parser(prog_name))
+        return self._finish_parser(super().get_parser(prog_name))

@@ -130,11 +130,7 @@ class ApplyStrategy(ShowCommand):
     """Apply the prestage strategy."""
 
     fields = model.STRATEGY_FIELDS
-
-    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
-        parser = super().get_parser(prog_name)
-        parser.add_argument("--yes", action="store_true", help="Do not ask for confirmation.")
-        return parser
+    confirms = True
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
         ctx = self.ctx
@@ -201,11 +197,7 @@ class DeleteStrategy(ShowCommand):
     """Delete the prestage strategy (when initial, complete, aborted or failed)."""
 
     fields = model.STRATEGY_FIELDS
-
-    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
-        parser = super().get_parser(prog_name)
-        parser.add_argument("--yes", action="store_true", help="Do not ask for confirmation.")
-        return parser
+    confirms = True
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
         store = self.ctx.store

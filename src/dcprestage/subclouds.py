@@ -232,10 +232,11 @@ class UpdateGroup(_GroupRefCommand):
 class DeleteGroup(PlainCommand):
     """Delete a subcloud group (it must have no subclouds). Prints nothing, as dcmanager."""
 
+    confirms = True
+
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
         parser.add_argument("group", help="Name or ID of the subcloud group.")
-        parser.add_argument("--yes", action="store_true", help="Do not ask for confirmation.")
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> int:
