@@ -73,6 +73,7 @@ class StrategyRun:
             strategy.orchestrator = orchestrator_record(os.getpid(), via=previous.get("via", via))
             strategy.orchestrator["applied-by"] = previous.get("applied-by", previous.get("via"))
             self.store.save_strategy(strategy)
+            self.store.clear_started()  # an earlier run's: what it started is in the file now
             self._signature = self._file_signature()
             self._statuses = self.store.load_statuses()
         self.strategy = strategy
@@ -114,6 +115,28 @@ class StrategyRun:
             if self._file_signature() != self._signature:
                 self.flush(force=True)  # merges the foreign change (e.g. an abort) in
         self.flush()
+
+    def start(self, clouds: list[str]) -> list[str]:
+        """Of these waiting subclouds, the ones that may start now, recorded as started where
+        `abort` looks (under the lock, after taking in what the file says): a step is either
+        aborted while it waits or run, never both. [] once nothing may be admitted."""
+        if not clouds:
+            return []
+        try:
+            with self.store.locked():
+                if self._file_signature() != self._signature:
+                    self._merge_from_file()  # an abort written since the last tick
+                    self._dirty = True
+                if not self.admitting():
+                    return []
+                strategy = self.current()
+                granted = [c for c in clouds if strategy.step(c).state == model.STEP_INITIAL]
+                self.store.add_started(granted)
+        except (PrestageError, OSError) as exc:
+            self._write_failed(exc)
+            return []
+        self._owned.update(granted)
+        return granted
 
     # ------------------------------------------------------------------ what the callback records
 
@@ -192,14 +215,17 @@ class StrategyRun:
             self.store.update_statuses(changes)
             self._dirty_statuses.clear()
         except (PrestageError, OSError) as exc:
-            message = f"Cannot record the prestage state in {self.store.state_dir}: {exc}"
-            if message != self.write_error and self._on_write_error is not None:
-                self._on_write_error(message)
-            self.write_error = message
+            self._write_failed(exc)
             return
         self.write_error = None
         self._dirty = False
         self._last_flush = time.monotonic()
+
+    def _write_failed(self, exc: Exception) -> None:
+        message = f"Cannot record the prestage state in {self.store.state_dir}: {exc}"
+        if message != self.write_error and self._on_write_error is not None:
+            self._on_write_error(message)
+        self.write_error = message
 
     def _merge_from_file(self) -> None:
         """The file changed under us: keep what this run started, take the rest from the file."""

@@ -39,6 +39,7 @@ SUBCLOUDS_FILE = "subclouds.json"
 LOCK_FILE = "strategy.lock"
 STATUS_LOCK_FILE = "subclouds.lock"
 SECRET_FILE = "sysadmin_password"
+STARTED_FILE = "started"
 LOGS_DIR = "logs"
 
 
@@ -132,6 +133,7 @@ class StateStore:
         self.status_lock_path = os.path.join(self.statuses_dir, STATUS_LOCK_FILE)
         self.lock_path = os.path.join(state_dir, LOCK_FILE)
         self.secret_path = os.path.join(state_dir, SECRET_FILE)
+        self.started_path = os.path.join(state_dir, STARTED_FILE)
         self.logs_dir = os.path.join(state_dir, LOGS_DIR)
 
     # -- the directory
@@ -189,10 +191,31 @@ class StateStore:
         atomic_write(self.strategy_path, json.dumps(strategy.to_dict(), separators=(",", ":")))
 
     def remove_strategy(self) -> None:
-        """Delete strategy.json and the run's secret."""
-        for path in (self.strategy_path, self.secret_path):
+        """Delete strategy.json, the run's secret and its started list."""
+        for path in (self.strategy_path, self.secret_path, self.started_path):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
+
+    # -- the subclouds the running orchestrator has started (hold the lock)
+    #
+    # The orchestrator writes strategy.json coalesced, so a step it has just started may still
+    # read `initial` there. It lists each step here, under the lock, before it starts it; `abort`
+    # reads the list under the same lock and leaves those steps to finish. An append per started
+    # subcloud, where a strategy.json write would cost milliseconds at thousands of steps.
+
+    def clear_started(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.started_path)
+
+    def add_started(self, clouds: list[str]) -> None:
+        self.ensure()
+        fd = os.open(self.started_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "a", encoding="utf-8") as handle:
+            handle.write("".join(f"{cloud}\n" for cloud in clouds))
+
+    def load_started(self) -> set[str]:
+        text = _read_state_file(self.started_path)
+        return set(text.split()) if text else set()
 
     # -- the sysadmin password of the strategy (0600, never in strategy.json)
 

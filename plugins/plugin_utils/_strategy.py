@@ -8,7 +8,7 @@ Pure data and rules, no I/O: the state store persists it, the CLI and the plugin
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -568,8 +568,14 @@ def resume(strategy: Strategy, orchestrator: dict[str, Any], at: str | None = No
     strategy.orchestrator = orchestrator
 
 
-def request_abort(strategy: Strategy, orchestrator_alive: bool, at: str | None = None) -> None:
-    """applying -> abort requested: waiting steps are aborted now, running ones finish.
+def request_abort(
+    strategy: Strategy,
+    orchestrator_alive: bool,
+    at: str | None = None,
+    started: Collection[str] = (),
+) -> None:
+    """applying -> abort requested: waiting steps are aborted now, running ones finish - and so
+    do the steps in started, which the orchestrator has started but not yet recorded here.
 
     Without a live orchestrator nothing is running any more, so the abort completes at once
     (also for an abort whose orchestrator died before finishing it).
@@ -580,8 +586,9 @@ def request_abort(strategy: Strategy, orchestrator_alive: bool, at: str | None =
     if strategy.state != APPLYING:
         raise PrestageError(f"Strategy in state {strategy.state} cannot be aborted")
     at = at or now()
+    running = set(started) if orchestrator_alive else set()
     for step in strategy.steps:
-        if step.state == STEP_INITIAL:
+        if step.state == STEP_INITIAL and step.cloud not in running:
             _finish(step, STEP_ABORTED, "", at)
     strategy.state = ABORT_REQUESTED
     strategy.updated_at = at

@@ -39,17 +39,21 @@ class Window:
                 still.append(cloud)
         if self.run.admitting():
             states = self.run.step_states()
+            wanted: list[str] = []
             while self._next < len(self._order):
                 cloud = self._order[self._next]
                 if states.get(cloud) != model.STEP_INITIAL:
                     self._next += 1  # done in an earlier run, or aborted while waiting
                     continue
                 stage = self._stage_of[cloud]
-                if still and self._stage_of[still[0]] != stage:
+                busy = still + wanted
+                if busy and self._stage_of[busy[0]] != stage:
                     break  # the previous stage is still running
-                if len(still) >= self._size[stage]:
+                if len(busy) >= self._size[stage]:
                     break
-                still.append(cloud)
+                wanted.append(cloud)
                 self._next += 1
+            # an abort that came since the last tick may take some back (they end aborted)
+            still += self.run.start(wanted)
         self._running = still
         return list(still)

@@ -188,7 +188,10 @@ class AbortStrategy(ShowCommand):
         store.require_strategy()  # a missing or unreadable strategy fails before taking the lock
         with store.locked():
             strategy = store.require_strategy()
-            model.request_abort(strategy, orchestrator_alive=is_running(strategy.orchestrator))
+            model.request_abort(
+                strategy, orchestrator_alive=is_running(strategy.orchestrator),
+                started=store.load_started(),
+            )  # fmt: skip
             store.save_strategy(strategy)
         return strategy_table(strategy)
 

@@ -91,19 +91,57 @@ def test_abort_request_stops_admitting_and_running_steps_finish(tmp_path: Path) 
     assert [s.state for s in saved.steps] == ["complete", "aborted", "aborted"]
 
 
+def abort_from_the_cli(run: StrategyRun) -> None:
+    """What `dcprestage prestage-strategy abort` does, from another process."""
+    with run.store.locked():
+        foreign = run.store.require_strategy()
+        model.request_abort(foreign, orchestrator_alive=True, started=run.store.load_started())
+        run.store.save_strategy(foreign)
+
+
 def test_merge_keeps_the_orchestrators_own_steps(tmp_path: Path) -> None:
     run = make_run(tmp_path, [("parallel", 2, ["a", "b", "c"])])
     window, hosts = Window(run, ["a", "b", "c"]), Hosts()
     assert window.admit(hosts.finished) == ["a", "b"]
     run.enter_phase("a", "precheck")  # in memory only until the next flush
-    with run.store.locked():  # an abort lands before the orchestrator wrote a's start
-        foreign = run.store.require_strategy()
-        model.request_abort(foreign, orchestrator_alive=True)
-        run.store.save_strategy(foreign)
+    abort_from_the_cli(run)  # lands before the orchestrator wrote that a and b started
     run.flush(force=True)
     saved = {s.cloud: s.state for s in run.store.require_strategy().steps}
-    assert saved == {"a": "prestage-precheck", "b": "aborted", "c": "aborted"}
+    # b was started (its first task not yet begun): it runs, it is not aborted
+    assert saved == {"a": "prestage-precheck", "b": "initial", "c": "aborted"}
     assert run.store.require_strategy().state == model.ABORTING
+    run.enter_phase("b", "precheck")
+    run.complete("a")
+    run.complete("b")
+    run.finish()
+    saved = {s.cloud: s.state for s in run.store.require_strategy().steps}
+    assert saved == {"a": "complete", "b": "complete", "c": "aborted"}
+
+
+def test_an_abort_not_yet_picked_up_admits_no_aborted_step(tmp_path: Path) -> None:
+    """The abort lands between two ticks; the window must not start a step the file already
+    shows aborted (it used to, and the step then ran: aborted -> precheck -> complete)."""
+    run = make_run(tmp_path, [("parallel", 1, ["a", "b", "c"])])
+    run.flush_interval = 3600  # no tick would notice the abort in time
+    window, hosts = Window(run, ["a", "b", "c"]), Hosts()
+    assert window.admit(hosts.finished) == ["a"]
+    run.enter_phase("a", "precheck")
+    abort_from_the_cli(run)
+    run.complete("a")
+    hosts.done.add("a")
+    assert window.admit(hosts.finished) == []
+    run.finish()
+    saved = run.store.require_strategy()
+    assert [s.state for s in saved.steps] == ["complete", "aborted", "aborted"]
+    assert saved.state == model.ABORTED
+
+
+def test_a_new_run_forgets_what_an_earlier_one_started(tmp_path: Path) -> None:
+    run = make_run(tmp_path, [("parallel", 2, ["a", "b"])])
+    Window(run, ["a", "b"]).admit(Hosts().finished)
+    assert run.store.load_started() == {"a", "b"}
+    StrategyRun(run.store).begin()  # the orchestrator died; `apply` resumed
+    assert run.store.load_started() == set()
 
 
 def test_stop_on_failure_leaves_waiting_steps_initial(tmp_path: Path) -> None:
