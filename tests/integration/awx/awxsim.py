@@ -9,6 +9,10 @@
   credential as `-u sysadmin --ask-pass --become-method sudo --ask-become-pass` in env/cmdline and
   its passwords as answers to AWX's prompt patterns, kept in memory (suppress_env_files), and
   runner's own stdout callback (RunJob.build_args / build_env / get_password_prompts).
+- A custom credential type's injectors (CredentialType.inject_credential): its `file` template
+  rendered into a 0600 file of the private data dir's env/ (its path as `tower.filename`), its
+  `env` templates as environment variables of the job, its `extra_vars` into a file passed with
+  -e @file; the templates rendered in a Jinja2 sandbox with the credential's inputs.
 """
 
 from __future__ import annotations
@@ -27,8 +31,6 @@ from typing import Any
 import yaml
 
 VENV_BIN = Path(sys.executable).parent
-# where the PyPI ansible package's collections are (ansible.posix)
-SITE_PACKAGES = Path(__import__("ansible").__file__).parents[1]
 
 # RunJob.get_password_prompts (sudo's become prompts included) -> the credential field answering
 PROMPTS = {
@@ -77,12 +79,10 @@ def plain(value: Any) -> Any:
 
 
 def installed_env(installed: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """Ansible sees only the installed collection and site-packages' collections: the work
-    tree (on sys.path through the venv's .pth) is not scanned."""
-    return base_env(
-        f"{installed}{os.pathsep}{SITE_PACKAGES}",
-        {"ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "false", **(extra or {})},
-    )
+    """Ansible sees only the installed collection (no other collection: the collection has no
+    dependency): the work tree (on sys.path through the venv's .pth) and site-packages are not
+    scanned."""
+    return base_env(str(installed), {"ANSIBLE_COLLECTIONS_SCAN_SYS_PATH": "false", **(extra or {})})
 
 
 def sync_inventory(
@@ -175,8 +175,10 @@ def prepare_job(
     workflow_job_id: int | None = None,
     limit: str | None = None,
     copy_project: bool = True,
+    credentials: list[tuple[dict[str, Any], dict[str, Any]]] | None = None,
 ) -> tuple[Job, dict[str, Any]]:
-    """The private data dir of a job and the ansible_runner.run() arguments AWX would use."""
+    """The private data dir of a job and the ansible_runner.run() arguments AWX would use;
+    credentials: (custom credential type, its inputs) besides the Machine credential."""
     pdd = root / f"awx_{job_id}_job"
     (pdd / "inventory").mkdir(parents=True)
     (pdd / "env").mkdir()
@@ -198,6 +200,9 @@ def prepare_job(
             meta[f"{name}_workflow_job_name"] = "Prestage subclouds"
     _private_file(pdd / "env" / "extravars", yaml.safe_dump({**extra_vars, **meta}))
     args = ["-u", "sysadmin", "--ask-pass", "--become-method", "sudo", "--ask-become-pass"]
+    injected_env: dict[str, str] = {}
+    for credential_type, inputs in credentials or []:
+        injected_env.update(inject_credential(credential_type, inputs, pdd, args))
     if limit:
         args += ["-l", limit]
     from ansible_runner.utils import args2cmdline  # noqa: PLC0415
@@ -224,12 +229,61 @@ def prepare_job(
             "AWX_PRIVATE_DATA_DIR": str(pdd),
             "ANSIBLE_CALLBACKS_ENABLED": "distcloud.prestage.prestage_state",
             "ANSIBLE_HOST_KEY_CHECKING": "False",  # AWX's default setting
+            **injected_env,
         },
         "fact_cache_type": "",
         "project_dir": str(pdd / "project" if copy_project else project),
         "quiet": True,
     }
     return Job(job_id, pdd, control_path_dir=control), params
+
+
+def inject_credential(
+    credential_type: dict[str, Any], inputs: dict[str, Any], pdd: Path, args: list[str]
+) -> dict[str, str]:
+    """A custom credential type's injectors for one job (CredentialType.inject_credential): the
+    environment variables it sets; its file written, its extra vars added to args."""
+    from jinja2 import sandbox  # noqa: PLC0415
+
+    engine = sandbox.ImmutableSandboxedEnvironment()
+    tower = type("TowerNamespace", (), {})()
+    namespace: dict[str, Any] = {"tower": tower}
+    for key, value in inputs.items():
+        if isinstance(value, bool) or len(value):
+            namespace[key] = value
+    for spec in credential_type["inputs"].get("fields", []):
+        if spec.get("format") == "ssh_private_key" and spec["id"] in namespace:
+            namespace[spec["id"]] = namespace[spec["id"]].rstrip("\n") + "\n"
+    injectors = credential_type.get("injectors", {})
+    for label, template in injectors.get("file", {}).items():
+        fd, path = tempfile.mkstemp(dir=pdd / "env")
+        with os.fdopen(fd, "w") as handle:
+            handle.write(engine.from_string(template).render(**namespace))
+        os.chmod(path, stat.S_IRUSR | stat.S_IWUSR)
+        if "." not in label:
+            tower.filename = path
+        else:
+            if not hasattr(tower, "filename"):
+                tower.filename = type("TowerNamespace", (), {})()
+            setattr(tower.filename, label.split(".", 1)[1], path)
+    env = {name: engine.from_string(template).render(**namespace)
+           for name, template in injectors.get("env", {}).items()}  # fmt: skip
+    extra_vars = {name: engine.from_string(template).render(**namespace)
+                  for name, template in injectors.get("extra_vars", {}).items()}  # fmt: skip
+    if extra_vars:  # AWX's safe_dump: every string !unsafe (never templated), the file 0400
+        fd, path = tempfile.mkstemp(dir=pdd / "env")
+        with os.fdopen(fd, "w") as handle:
+            handle.write(yaml.dump(extra_vars, Dumper=_UnsafeDumper))
+        os.chmod(path, stat.S_IRUSR)
+        args += ["-e", f"@{path}"]
+    return env
+
+
+class _UnsafeDumper(yaml.SafeDumper):
+    def represent_data(self, data: Any) -> Any:
+        if isinstance(data, str):
+            return self.represent_scalar("!unsafe", data)
+        return super().represent_data(data)
 
 
 def start_job(params: dict[str, Any], env: dict[str, str]) -> subprocess.Popen[str]:
