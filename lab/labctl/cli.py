@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from labctl import faults, network, pki, regfile, registries, sccontent, subclouds
+from labctl import consumers, content, faults, hosts, network, pki, regfile
 from labctl.paths import (
     BRIDGE,
     BRIDGE_ADDRESS,
@@ -19,36 +19,52 @@ from labctl.paths import (
     MAX_SUBCLOUDS,
     NETNS_PREFIX,
     NETWORK,
+    PYTHON39_HOME,
     REGISTRY_PORT,
     REGISTRY_USER,
-    RELEASES,
-    SC_RELEASE,
+    SC_ADDRESS,
+    SC_NAME,
+    SC_NETNS,
     SYSADMIN,
     Paths,
     lab_dir,
-    subcloud_address,
     subcloud_index,
     subcloud_name,
 )
 from labctl.util import (
     LabError,
-    alive,
     atomic_write,
     cmdline,
     locked,
     log,
-    parse_size,
     run,
     stop_pids,
     wait_reaped,
 )
 
 DEFAULT_SIZE = "2M"
-TOOLS = ("ip", "tc", "unshare", "nsenter", "mount", "sshd", "ssh-keygen", "docker-registry",
-         "skopeo", "umoci", "ostree", "htpasswd", "openssl")  # fmt: skip
-# Kept by `down`: deterministic SC content (slow to rebuild), the CA and host key (trusted by
-# name) and the passwords (stable across down/up); `down --purge` removes them too.
-KEPT_BY_DOWN = ("sc", "ca", "ca-private", "ssh", "secrets")
+TOOLS = (
+    "ip",
+    "tc",
+    "unshare",
+    "nsenter",
+    "mount",
+    "sshd",
+    "ssh-keygen",
+    "docker-registry",
+    "skopeo",
+    "umoci",
+    "ostree",
+    "htpasswd",
+    "openssl",
+    "rsync",
+    "sshpass",
+    "pigz",
+)
+# Kept by `down`: the system controller's content (slow to rebuild), its build caches, the CA
+# and host key (trusted by name), the passwords and keys (stable across down/up), the Python 3.9
+# venv; `down --purge` removes them too.
+KEPT_BY_DOWN = ("sc", "content", "ca", "ca-private", "ssh", "secrets", "python3.9", "layers")
 
 
 def _check_host() -> None:
@@ -57,55 +73,77 @@ def _check_host() -> None:
     missing = [tool for tool in TOOLS if shutil.which(tool) is None]
     if missing:
         raise LabError(f"missing commands: {' '.join(missing)} — run scripts/bootstrap first")
-
-
-def _feed_size(paths: Paths, requested: str | None) -> int:
-    """--size, else the size the existing feeds were built with, else DEFAULT_SIZE."""
-    if requested:
-        return parse_size(requested)
-    sizes = set()
-    for release in RELEASES:
-        try:
-            stamp = paths.feed_dir / f"rel-{release}" / ".lab-feed.json"
-            sizes.add(json.loads(stamp.read_text())["size"])
-        except (OSError, ValueError, KeyError):
-            sizes.add(None)
-    if len(sizes) == 1 and None not in sizes:
-        return int(sizes.pop())
-    return parse_size(DEFAULT_SIZE)
+    if not (PYTHON39_HOME / "bin" / "python3.9").exists():
+        raise LabError(f"Python 3.9 (the lab hosts' python3) is missing: {PYTHON39_HOME}")
 
 
 def _lab_names(paths: Paths) -> set[str]:
     """Subclouds the lab knows of: their directories and their namespaces."""
-    names = {ns[len(NETNS_PREFIX) :] for ns in network.lab_netns()}
+    names = {ns[len(NETNS_PREFIX) :] for ns in network.lab_netns() if ns != SC_NETNS}
     if paths.subclouds.is_dir():
         names |= {entry.name for entry in paths.subclouds.iterdir() if entry.is_dir()}
     return names
+
+
+def _secrets(paths: Paths) -> dict[str, str]:
+    """Passwords and keys, made once and kept (the subclouds' and the SC's sysadmin passwords
+    differ: the SC has credentials of its own)."""
+    passwords = {
+        hosts.SUBCLOUD: pki.ensure_password(paths.sysadmin_password, "Lab"),
+        hosts.SYSTEMCONTROLLER: pki.ensure_password(paths.sc_sysadmin_password, "Sc"),
+    }
+    central = pki.ensure_password(paths.central_registry_password, "Central")
+    local = pki.ensure_password(paths.local_registry_password, "Local")
+    if not paths.central_htpasswd.exists():
+        pki.write_htpasswd(paths.central_htpasswd, REGISTRY_USER, central)
+    if not paths.local_htpasswd.exists():
+        pki.write_htpasswd(paths.local_htpasswd, REGISTRY_USER, local)
+    pki.write_auth_file(
+        paths.registry_auth,
+        REGISTRY_USER,
+        central,
+        [f"{SC_ADDRESS}:{REGISTRY_PORT}", f"registry.central:{REGISTRY_PORT}"],
+    )
+    pki.ensure_ssh_key(paths.controller_key, "dcprestage lab controller")
+    return passwords
 
 
 def up(paths: Paths, count: int, size_arg: str | None) -> int:
     if not 1 <= count <= MAX_SUBCLOUDS:
         raise LabError(f"N must be between 1 and {MAX_SUBCLOUDS}")
     _check_host()
+    if any(c.isspace() for c in str(paths.root)):
+        raise LabError(f"the run directory {paths.root} must have no white space in its path")
     started = time.monotonic()
     paths.root.mkdir(parents=True, exist_ok=True)
     with locked(paths.lock):
-        size = _feed_size(paths, size_arg)
+        size = content.feed_size(paths, size_arg, DEFAULT_SIZE)
         pki.ensure_ca(paths)
-        password = pki.ensure_password(paths.sysadmin_password, "Lab")
-        registry_password = pki.ensure_password(paths.registry_password, "Reg")
-        if not paths.htpasswd.exists():
-            pki.write_htpasswd(paths.htpasswd, REGISTRY_USER, registry_password)
-        registry_hosts = [sccontent.CENTRAL_REGISTRY, f"registry.central:{REGISTRY_PORT}",
-                          f"registry.local:{REGISTRY_PORT}"] + [
-            f"{subcloud_address(i)}:{REGISTRY_PORT}" for i in range(1, count + 1)
-        ]  # fmt: skip
-        pki.write_auth_file(paths.registry_auth, REGISTRY_USER, registry_password, registry_hosts)
+        passwords = _secrets(paths)
         network.ensure_bridge()
-        sc_facts = sccontent.ensure_all(paths, size)
+        content.ensure_python39(paths)
+        content.ensure_layers(paths)
+        hosts.ensure_host_key(paths)
         entries = regfile.sync(paths, count)
-        regfile.write_inventory_config(paths, sccontent.CENTRAL_REGISTRY)
-        subclouds.ensure_shared(paths)
+        regfile.write_inventory_config(paths)
+        regfile.write_password_inventory(paths)
+
+        creds: hosts.Credentials | None = None
+
+        def credentials() -> hosts.Credentials:
+            nonlocal creds
+            if creds is None:
+                creds = hosts.Credentials.read(paths, passwords)
+            return creds
+
+        sc = content.system_controller()
+        sc_started = False
+        if not hosts.running(paths, SC_NAME) or content.sc_outdated(paths, size):
+            hosts.stop(paths, [SC_NAME])
+            content.ensure_sc_content(paths, size)
+            hosts.start(paths, [sc], credentials(), content.write_host_content)
+            sc_started = True
+        content.ensure_images(paths)
 
         extra = []
         for name in _lab_names(paths):
@@ -116,7 +154,7 @@ def up(paths: Paths, count: int, size_arg: str | None) -> int:
                 extra.append(name)
         if extra:
             log(f"removing {len(extra)} subcloud(s) above {count}")
-            subclouds.stop(paths, extra)
+            hosts.stop(paths, extra)
             for name in extra:
                 shutil.rmtree(paths.subcloud(name).root, ignore_errors=True)
 
@@ -124,17 +162,20 @@ def up(paths: Paths, count: int, size_arg: str | None) -> int:
         for index in range(1, count + 1):
             name = subcloud_name(index)
             entry = entries[name]
-            wanted.append(subclouds.Subcloud(
-                name, str(entry.get("software_version")), str(entry.get("system_mode")),
-            ))  # fmt: skip
-        to_start = [sc for sc in wanted if not subclouds.running(paths, sc.name)]
+            wanted.append(
+                hosts.LabHost(
+                    name,
+                    str(entry.get("software_version")),
+                    str(entry.get("system_mode")),
+                )
+            )
+        to_start = [h for h in wanted if not hosts.running(paths, h.name) or sc_started]
         if to_start:
-            subclouds.stop(paths, [sc.name for sc in to_start])  # leftovers of a crash, if any
-            host = subclouds.HostFiles.read(paths, password)
-            subclouds.start(paths, to_start, host)
-        _write_lab_json(paths, wanted, size, sc_facts)
+            hosts.stop(paths, [h.name for h in to_start])  # leftovers of a crash, if any
+            hosts.start(paths, to_start, credentials(), content.write_host_content)
+        _write_lab_json(paths, sc, wanted, size)
     print(
-        f"lab: {count} subcloud(s) up ({len(to_start)} started) in "
+        f"lab: {count} subcloud(s) and the system controller up ({len(to_start)} started) in "
         f"{time.monotonic() - started:.1f}s; inventory {paths.inventory_config}; "
         f"sysadmin password in {paths.sysadmin_password}"
     )
@@ -142,46 +183,46 @@ def up(paths: Paths, count: int, size_arg: str | None) -> int:
 
 
 def _write_lab_json(
-    paths: Paths, wanted: list[subclouds.Subcloud], size: int, sc_facts: dict[str, Any]
+    paths: Paths, sc: hosts.LabHost, wanted: list[hosts.LabHost], size: int
 ) -> None:
     info = {
-        "schema": 1,
+        "schema": 2,
         "lab_dir": str(paths.root),
-        "bridge": {"name": BRIDGE, "address": BRIDGE_ADDRESS, "prefixlen": NETWORK.prefixlen,
-                   "network": str(NETWORK), "guard_route": f"unreachable {GUARD_ROUTE}"},
-        "central_registry": {"address": sccontent.CENTRAL_REGISTRY,
-                             "pid_file": str(paths.central / "registry.pid"),
-                             "storage": str(paths.central / "storage")},
+        "bridge": {
+            "name": BRIDGE,
+            "address": BRIDGE_ADDRESS,
+            "prefixlen": NETWORK.prefixlen,
+            "network": str(NETWORK),
+            "guard_route": f"unreachable {GUARD_ROUTE}",
+        },
         "ca": str(paths.ca_cert),
         "ca_dir": str(paths.ca_dir),
+        "python3": str(paths.python39),
         "sysadmin": {"user": SYSADMIN, "password_file": str(paths.sysadmin_password)},
-        "registry_auth": {"user": REGISTRY_USER, "password_file": str(paths.registry_password),
-                          "auth_file": str(paths.registry_auth)},
+        "registry_auth": {
+            "user": REGISTRY_USER,
+            "central_password_file": str(paths.central_registry_password),
+            "local_password_file": str(paths.local_registry_password),
+            "auth_file": str(paths.registry_auth),
+        },
         "inventory": str(paths.inventory_config),
         "registry_file": str(paths.registry_file),
-        "sc": {
-            "release": SC_RELEASE,
-            "releases": list(RELEASES),
+        "system_controller": {
+            **hosts.describe(paths, sc),
+            "name": SC_NAME,
+            "ssh_key": str(paths.controller_key),
+            "password_file": str(paths.sc_sysadmin_password),
             "size_bytes": size,
-            "feed_dir": str(paths.feed_dir),
-            "feeds": {r: str(paths.feed_dir / f"rel-{r}" / "ostree_repo") for r in RELEASES},
-            "software_dir": str(paths.software_dir),
-            "software": {r: str(paths.software_dir / r) for r in RELEASES},
-            "software_releases": sc_facts["software"],
-            "image_list_dir": str(paths.image_list_dir),
-            "image_lists": sc_facts["image_lists"],
-            "images": {r: [f"{sccontent.CENTRAL_REGISTRY}/{ref}" for ref in refs]
-                       for r, refs in sccontent.IMAGES.items()},
-            "oci_layout": str(paths.oci_dir),
+            **content.describe_sc(paths),
         },
-        "subclouds": {sc.name: subclouds.describe(paths, sc) for sc in wanted},
-    }  # fmt: skip
+        "subclouds": {h.name: hosts.describe(paths, h) for h in wanted},
+    }
     atomic_write(paths.lab_json, json.dumps(info, indent=2) + "\n")
 
 
 def _lab_daemons(root: Path) -> list[int]:
-    """Live lab daemons (registries, sshds, subcloud anchors) found by the run directory on
-    their command line: catches the central registry and anything a lost netns left behind.
+    """Live lab daemons (registries, sshds, host anchors) found by the run directory on their
+    command line: catches anything a lost netns left behind.
     Other programs that merely read lab files (e.g. an rsync of a feed) are not touched."""
     marker = str(root) + "/"
     found = []
@@ -190,8 +231,8 @@ def _lab_daemons(root: Path) -> list[int]:
             continue
         args = cmdline(int(entry.name))
         program = os.path.basename(args[0]) if args else ""
-        daemon = program in ("docker-registry", "sshd")
-        anchor = subclouds.INIT_SCRIPT.name in " ".join(args)
+        daemon = program in ("docker-registry", "sshd") or "feed-server" in " ".join(args)
+        anchor = hosts.INIT_SCRIPT.name in " ".join(args)
         if (daemon or anchor) and any(marker in arg for arg in args):
             found.append(int(entry.name))
     return found
@@ -203,9 +244,9 @@ def down(paths: Paths, purge: bool) -> int:
     paths.root.mkdir(parents=True, exist_ok=True)
     with locked(paths.lock):
         names = sorted(_lab_names(paths))
-        killed = subclouds.stop(paths, names)
+        killed = hosts.stop(paths, [*names, SC_NAME])
         killed += stop_pids(network.lab_ssh_clients())
-        killed += stop_pids(_lab_daemons(paths.root))  # the central registry, strays
+        killed += stop_pids(_lab_daemons(paths.root))  # strays
         network.delete_links(sorted(network.lab_links() - {BRIDGE}))
         network.remove_bridge_and_route()
         _unmount_below(paths.root)
@@ -239,42 +280,89 @@ def status(paths: Paths, as_json: bool) -> int:
         return 3
     info = json.loads(paths.lab_json.read_text())
     entries = regfile.entries(paths)
-    central_pid = registries.running_pid(
-        paths.central / "registry.pid", paths.central / "config.yml"
-    )
+    sc_info = info["system_controller"]
+    sc = hosts.LabHost(SC_NAME, sc_info["release"])
     report: dict[str, Any] = {
         "up": True,
         "lab_dir": str(paths.root),
         "bridge": info["bridge"],
-        "central_registry": {"address": sccontent.CENTRAL_REGISTRY,
-                             "state": "up" if alive(central_pid) else "down"},
+        "system_controller": {
+            "address": sc.address,
+            "release": sc.release,
+            **hosts.status(paths, sc),
+        },
         "subclouds": {},
-    }  # fmt: skip
-    for name, sc in info["subclouds"].items():
+    }
+    for name, record in info["subclouds"].items():
         entry = entries.get(name, {})
+        host = hosts.LabHost(name, str(entry.get("software_version")))
         report["subclouds"][name] = {
-            "address": sc["address"],
+            "address": record["address"],
             "release": entry.get("software_version"),
             "system_mode": entry.get("system_mode"),
             "management": entry.get("management"),
             "availability": entry.get("availability"),
-            **subclouds.status(paths, name, sc["address"]),
+            **hosts.status(paths, host),
         }
     if as_json:
         print(json.dumps(report, indent=2))
         return 0
+    scr = report["system_controller"]
     print(f"lab: {paths.root}")
-    print(f"bridge {BRIDGE} {BRIDGE_ADDRESS}/{NETWORK.prefixlen}; central registry "
-          f"{sccontent.CENTRAL_REGISTRY} {report['central_registry']['state']}")  # fmt: skip
+    print(
+        f"bridge {BRIDGE} {BRIDGE_ADDRESS}/{NETWORK.prefixlen} (controller); system "
+        f"controller {scr['address']} {scr['release']}: sshd {scr['sshd']}, registry.central "
+        f"{scr['registry']}, feed {scr['feed']}, faults {','.join(scr['faults']) or '-'}"
+    )
     header = ("NAME", "ADDRESS", "RELEASE", "MODE", "ADMIN", "SSHD", "REGISTRY", "FAULTS")
     rows = [header]
-    for name, sc in report["subclouds"].items():
-        admin = f"{sc['management']}/{sc['availability']}"
-        rows.append((name, sc["address"], str(sc["release"]), str(sc["system_mode"]), admin,
-                     sc["sshd"], sc["registry"], ",".join(sc["faults"]) or "-"))  # fmt: skip
+    for name, sc_row in report["subclouds"].items():
+        admin = f"{sc_row['management']}/{sc_row['availability']}"
+        rows.append(
+            (
+                name,
+                sc_row["address"],
+                str(sc_row["release"]),
+                str(sc_row["system_mode"]),
+                admin,
+                sc_row["sshd"],
+                sc_row["registry"],
+                ",".join(sc_row["faults"]) or "-",
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+    return 0
+
+
+def reset(paths: Paths, names: list[str]) -> int:
+    """Subclouds as `up` makes them: their files anew, their daemons restarted (a test that
+    prestaged or changed one leaves it as it found it)."""
+    _check_host()
+    with locked(paths.lock):
+        entries = regfile.entries(paths)
+        unknown = [name for name in names if name not in entries]
+        if unknown:
+            raise LabError(f"not subclouds of this lab: {', '.join(unknown)}")
+        wanted = [
+            hosts.LabHost(
+                name,
+                str(entries[name].get("software_version")),
+                str(entries[name].get("system_mode")),
+            )
+            for name in names
+        ]
+        passwords = _secrets(paths)
+        hosts.stop(paths, names)
+        hosts.start(
+            paths, wanted, hosts.Credentials.read(paths, passwords), content.write_host_content
+        )
+        info = json.loads(paths.lab_json.read_text())
+        for host in wanted:
+            info["subclouds"][host.name] = hosts.describe(paths, host)
+        atomic_write(paths.lab_json, json.dumps(info, indent=2) + "\n")
+    print(f"lab: {', '.join(names)} reset")
     return 0
 
 
@@ -285,33 +373,83 @@ def fault(paths: Paths, name: str, subcloud: str, args: list[str], undo: bool) -
     return 0
 
 
+def consume(paths: Paths, args: argparse.Namespace) -> int:
+    """lab/lab consume CHECK HOST [ARGS]: one consumer check (labctl.consumers), read-only."""
+    try:
+        ok = consumers.run(
+            paths,
+            args.check,
+            args.host,
+            args.args,
+            source=args.source,
+            crictl=args.crictl,
+            require_checksum=args.require_checksum,
+        )
+    except consumers.ConsumerFailed as exc:
+        print(f"failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"ok: {ok}")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     fault_help = "\n".join(
         f"  {name} SUBCLOUD {usage}".rstrip() for name, (_, _, usage) in faults.FAULTS.items()
     )
     parser = argparse.ArgumentParser(
         prog="lab/lab",
-        description="The dcprestage lab: simulated StarlingX subclouds on this machine.",
+        description="The dcprestage lab: a simulated StarlingX system controller and subclouds "
+        "on this machine.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=f"faults (each undone with --undo):\n{fault_help}",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     p_up = sub.add_parser("up", help="bring N subclouds and the system controller side up")
     p_up.add_argument("count", type=int, metavar="N")
-    p_up.add_argument("--size", help=f"approximate size of each release feed (default "
-                      f"{DEFAULT_SIZE}, or what the existing feeds were built with)")  # fmt: skip
+    p_up.add_argument(
+        "--size",
+        help=f"approximate size of each release feed (default "
+        f"{DEFAULT_SIZE}, or what the existing feeds were built with)",
+    )
     p_down = sub.add_parser("down", help="remove everything the lab runs")
-    p_down.add_argument("--purge", action="store_true",
-                        help="also delete the run directory (feeds, images, CA)")  # fmt: skip
+    p_down.add_argument(
+        "--purge", action="store_true", help="also delete the run directory (feeds, images, CA)"
+    )
+    p_reset = sub.add_parser("reset", help="rebuild subclouds as `up` makes them")
+    p_reset.add_argument("names", nargs="+", metavar="SUBCLOUD")
     p_status = sub.add_parser("status", help="subclouds, addresses, sshd/registry state")
     p_status.add_argument("--json", action="store_true")
-    p_fault = sub.add_parser("fault", help="apply or undo a fault",
-                             formatter_class=argparse.RawDescriptionHelpFormatter,
-                             epilog=f"faults:\n{fault_help}")  # fmt: skip
+    p_fault = sub.add_parser(
+        "fault",
+        help="apply or undo a fault",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"faults:\n{fault_help}",
+    )
     p_fault.add_argument("fault", choices=sorted(faults.FAULTS), metavar="FAULT")
     p_fault.add_argument("subcloud")
     p_fault.add_argument("args", nargs="*")
     p_fault.add_argument("--undo", action="store_true")
+    checks = "\n".join(f"  {name} HOST {usage}" for name, usage in consumers.CHECKS.items())
+    p_consume = sub.add_parser(
+        "consume",
+        help="would a consumer of prestaged content take it?",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"checks:\n{checks}",
+    )
+    p_consume.add_argument("check", choices=sorted(consumers.CHECKS), metavar="CHECK")
+    p_consume.add_argument("host", metavar="HOST")
+    p_consume.add_argument("args", nargs="*", metavar="ARGS")
+    p_consume.add_argument(
+        "--source",
+        help="a copy inside the host to read instead (prestage "
+        "dir, ostree repo or feed dir, by check)",
+    )
+    p_consume.add_argument("--crictl", action="store_true", help="local-images: also crictl")
+    p_consume.add_argument(
+        "--require-checksum",
+        action="store_true",
+        help="miniboot: fail without .ostree_repo_checksum",
+    )
     return parser
 
 
@@ -323,8 +461,12 @@ def main(argv: list[str] | None = None) -> int:
             return up(paths, args.count, args.size)
         if args.command == "down":
             return down(paths, args.purge)
+        if args.command == "reset":
+            return reset(paths, args.names)
         if args.command == "status":
             return status(paths, args.json)
+        if args.command == "consume":
+            return consume(paths, args)
         return fault(paths, args.fault, args.subcloud, args.args, args.undo)
     except LabError as exc:
         print(f"lab: error: {exc}", file=sys.stderr)

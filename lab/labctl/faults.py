@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from labctl import regfile, registries, subclouds
-from labctl.paths import REGISTRY_PORT, Paths, subcloud_address, subcloud_index, veth_name
+from labctl import content, hosts, regfile, stxcontent
+from labctl.paths import SC_NAME, Paths
 from labctl.util import LabError, alive, atomic_write, read_pid, run, stop_pids
 
 Handler = Callable[["Context", list[str]], dict[str, Any]]
@@ -24,24 +24,32 @@ class Context:
     record: dict[str, Any]  # what `apply` stored for this fault (for undo); {} when none
 
     @property
-    def index(self) -> int:
-        return subcloud_index(self.name)
+    def host(self) -> hosts.LabHost:
+        if self.name == SC_NAME:
+            return content.system_controller()
+        entry = regfile.entries(self.paths).get(self.name, {})
+        return hosts.LabHost(
+            self.name, str(entry.get("software_version")), str(entry.get("system_mode", "simplex"))
+        )
 
     @property
     def address(self) -> str:
-        return subcloud_address(self.index)
+        return self.host.address
 
     @property
     def veth(self) -> str:
-        return veth_name(self.index)
+        return self.host.veth
 
     @property
     def sp(self) -> Any:
-        return self.paths.subcloud(self.name)
+        return self.paths.host(self.name)
 
     def nsenter(self, *command: str) -> None:
-        pid = subclouds.require_init_pid(self.paths, self.name)
-        run(["nsenter", "-t", str(pid), "-m", "--", *command])
+        hosts.nsenter(self.paths, self.name, *command)
+
+    def subcloud_only(self, fault: str) -> None:
+        if self.name == SC_NAME:
+            raise LabError(f"{fault} applies to subclouds, not to the system controller")
 
 
 def _one_arg(args: list[str], default: str, what: str) -> str:
@@ -75,8 +83,23 @@ def slow_link(ctx: Context, args: list[str]) -> dict[str, Any]:
     rate = _one_arg(args, "8mbit", "RATE (e.g. 8mbit)")
     if not _RATE.match(rate):
         raise LabError(f"invalid rate {rate!r} (examples: 512kbit, 8mbit)")
-    run(["tc", "qdisc", "replace", "dev", ctx.veth, "root", "tbf", "rate", rate,
-         "burst", "32kbit", "latency", "400ms"])  # fmt: skip
+    run(
+        [
+            "tc",
+            "qdisc",
+            "replace",
+            "dev",
+            ctx.veth,
+            "root",
+            "tbf",
+            "rate",
+            rate,
+            "burst",
+            "32kbit",
+            "latency",
+            "400ms",
+        ]
+    )
     return {"rate": rate}
 
 
@@ -90,18 +113,51 @@ def slow_link_undo(ctx: Context) -> None:
 
 
 def disk_full(ctx: Context, args: list[str]) -> dict[str, Any]:
+    ctx.subcloud_only("disk-full")
     size = _one_arg(args, "1M", "SIZE (e.g. 1M)")
     if not re.match(r"^\d+[kKmMgG]?$", size):
         raise LabError(f"invalid size {size!r} (examples: 512k, 1M)")
     if ctx.record:
         ctx.nsenter("umount", "/opt/platform-backup")
-    ctx.nsenter("mount", "-t", "tmpfs", "-o", f"size={size},mode=0755", "lab-disk-full",
-                "/opt/platform-backup")  # fmt: skip
+    ctx.nsenter(
+        "mount",
+        "-t",
+        "tmpfs",
+        "-o",
+        f"size={size},mode=0755",
+        "lab-disk-full",
+        "/opt/platform-backup",
+    )
     return {"size": size}
 
 
 def disk_full_undo(ctx: Context) -> None:
     ctx.nsenter("umount", "--lazy", "/opt/platform-backup")
+
+
+def registry_full(ctx: Context, args: list[str]) -> dict[str, Any]:
+    """The local registry's storage full: a SIZE tmpfs (default 64k) over the subcloud's
+    /var/lib/docker-distribution (what was stored there is hidden until the undo)."""
+    ctx.subcloud_only("registry-full")
+    size = _one_arg(args, "64k", "SIZE (e.g. 64k)")
+    if not re.match(r"^\d+[kKmMgG]?$", size):
+        raise LabError(f"invalid size {size!r} (examples: 64k, 1M)")
+    if ctx.record:
+        ctx.nsenter("umount", "/var/lib/docker-distribution")
+    ctx.nsenter(
+        "mount",
+        "-t",
+        "tmpfs",
+        "-o",
+        f"size={size},mode=0755",
+        "lab-registry-full",
+        "/var/lib/docker-distribution",
+    )
+    return {"size": size}
+
+
+def registry_full_undo(ctx: Context) -> None:
+    ctx.nsenter("umount", "--lazy", "/var/lib/docker-distribution")
 
 
 # ---------------------------------------------------------------------------- platform state
@@ -139,21 +195,41 @@ def alarm_undo(ctx: Context) -> None:
 
 
 def sw_operation(ctx: Context, args: list[str]) -> dict[str, Any]:
+    """A software deployment in progress: `software deploy show` lists it and, on a subcloud,
+    `software list` shows the next patch level deploying (its metadata in deploying/, as USM keeps
+    it: UP:software/states.py:53-70) - what the prestage playbook refuses (STARLINGX.md §5
+    'Playbook, transient'); on the SC: the refusal of §5 'SC deploying'."""
     state = _one_arg(args, "deploy-host", "deploy STATE")
-    release = regfile.entries(ctx.paths).get(ctx.name, {}).get("software_version", "24.09")
-    deploy = {"from_release": f"{release}.0", "to_release": f"{release}.1", "rr": True,
-              "state": state}  # fmt: skip
+    release = ctx.host.release
+    deploy = {
+        "from_release": f"{release}.0",
+        "to_release": f"{release}.1",
+        "rr": True,
+        "state": state,
+    }
     atomic_write(ctx.sp.state / "deploy.json", json.dumps(deploy))
+    if ctx.name != SC_NAME:
+        directory, _layout = stxcontent.metadata_dir_for(ctx.sp.opt / "software", release)
+        meta = stxcontent.ReleaseMeta(f"starlingx-{release}.1", f"{release}.1", "deploying")
+        atomic_write(
+            directory / "deploying" / f"{meta.id}-metadata.xml",
+            stxcontent.legacy_metadata_xml(meta),
+        )
     return deploy
 
 
 def sw_operation_undo(ctx: Context) -> None:
     (ctx.sp.state / "deploy.json").unlink(missing_ok=True)
+    if ctx.name != SC_NAME:
+        release = ctx.host.release
+        directory, _layout = stxcontent.metadata_dir_for(ctx.sp.opt / "software", release)
+        (directory / "deploying" / f"starlingx-{release}.1-metadata.xml").unlink(missing_ok=True)
 
 
 def standby(ctx: Context, args: list[str]) -> dict[str, Any]:
     _no_args(args)
-    mode = regfile.entries(ctx.paths).get(ctx.name, {}).get("system_mode")
+    ctx.subcloud_only("standby")
+    mode = ctx.host.system_mode
     if mode != "duplex":
         raise LabError(f"{ctx.name} is {mode}: standby needs a duplex subcloud")
     atomic_write(ctx.sp.state / "controllers.json", '{"controller-0": "standby"}\n')
@@ -165,9 +241,10 @@ def standby_undo(ctx: Context) -> None:
 
 
 def release(ctx: Context, args: list[str]) -> dict[str, Any]:
+    ctx.subcloud_only("release")
     if len(args) != 1 or not re.match(r"^\d\d\.\d\d$", args[0]):
         raise LabError("release needs one MM.mm VERSION, e.g. 24.09")
-    previous = ctx.record.get("previous") or _current_release(ctx)
+    previous = ctx.record.get("previous") or ctx.host.release
     _set_release(ctx, args[0])
     return {"release": args[0], "previous": previous}
 
@@ -176,14 +253,9 @@ def release_undo(ctx: Context) -> None:
     _set_release(ctx, ctx.record["previous"])
 
 
-def _current_release(ctx: Context) -> str:
-    return str(regfile.entries(ctx.paths)[ctx.name]["software_version"])
-
-
 def _set_release(ctx: Context, version: str) -> None:
-    entry = regfile.entries(ctx.paths)[ctx.name]
-    sc = subclouds.Subcloud(ctx.name, version, str(entry.get("system_mode", "simplex")))
-    subclouds.set_release(ctx.sp, sc)
+    host = ctx.host
+    hosts.set_release(ctx.paths, hosts.LabHost(host.name, version, host.system_mode))
     regfile.set_field(ctx.paths, ctx.name, "software_version", version)
 
 
@@ -199,13 +271,22 @@ def registry_down(ctx: Context, args: list[str]) -> dict[str, Any]:
 
 
 def registry_down_undo(ctx: Context) -> None:
-    sp = ctx.sp
-    if registries.running_pid(sp.registry_pid, sp.registry_config) is not None:
-        return
-    init = subclouds.require_init_pid(ctx.paths, ctx.name)
-    pid = registries.start(sp.registry_config, sp.ctl / "registry.log", sp.registry_pid,
-                           enter_pid=init)  # fmt: skip
-    registries.wait_listening(ctx.address, REGISTRY_PORT, pid)
+    hosts.restart_registry(ctx.paths, ctx.host)
+
+
+def feed_down(ctx: Context, args: list[str]) -> dict[str, Any]:
+    """The system controller's feed endpoint stops (https 8443 and http 8080)."""
+    _no_args(args)
+    if ctx.name != SC_NAME:
+        raise LabError("feed-down applies to the system controller")
+    pid = read_pid(ctx.sp.ctl / "feed.pid")
+    if pid is not None and alive(pid):
+        stop_pids([pid])
+    return {}
+
+
+def feed_down_undo(ctx: Context) -> None:
+    hosts.restart_daemon(ctx.paths, ctx.host, "feed")
 
 
 def _registry_field(
@@ -214,6 +295,7 @@ def _registry_field(
     """A fault that sets one registry field (value, or the one argument when takes_value)."""
 
     def apply(ctx: Context, args: list[str]) -> dict[str, Any]:
+        ctx.subcloud_only(field)
         new = _one_arg(args, value, field) if takes_value else value
         if not takes_value:
             _no_args(args)
@@ -235,9 +317,11 @@ FAULTS: dict[str, tuple[Handler, Callable[[Context], None], str]] = {
     "link-down": (link_down, link_down_undo, ""),
     "slow-link": (slow_link, slow_link_undo, "[RATE=8mbit]"),
     "disk-full": (disk_full, disk_full_undo, "[SIZE=1M]"),
+    "registry-full": (registry_full, registry_full_undo, "[SIZE=64k]"),
     "alarm": (alarm, alarm_undo, "[mgmt|non-mgmt]"),
     "sw-operation": (sw_operation, sw_operation_undo, "[STATE=deploy-host]"),
     "registry-down": (registry_down, registry_down_undo, ""),
+    "feed-down": (feed_down, feed_down_undo, ""),
     "offline": (*_offline, ""),
     "unmanaged": (*_unmanaged, ""),
     "deploy-in-progress": (*_deploying, "[DEPLOY_STATUS=installing]"),
@@ -247,7 +331,7 @@ FAULTS: dict[str, tuple[Handler, Callable[[Context], None], str]] = {
 
 
 def _load(paths: Paths, name: str) -> dict[str, Any]:
-    path = paths.subcloud(name).faults
+    path = paths.host(name).faults
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -259,15 +343,16 @@ def apply(paths: Paths, fault: str, name: str, args: list[str], undo: bool) -> s
     """Apply (or undo) fault on subcloud name; returns a one-line summary."""
     if fault not in FAULTS:
         raise LabError(f"unknown fault {fault!r}; known: {', '.join(FAULTS)}")
-    if name not in regfile.entries(paths) or not paths.subcloud(name).root.exists():
-        raise LabError(f"{name} is not a subcloud of this lab")
+    known = name == SC_NAME or name in regfile.entries(paths)
+    if not known or not paths.host(name).root.exists():
+        raise LabError(f"{name} is not a host of this lab (subcloudN or {SC_NAME})")
     do, undo_fn, _ = FAULTS[fault]
     active = _load(paths, name)
     ctx = Context(paths, name, active.get(fault, {}))
     if undo:
         if args:
             raise LabError("--undo takes no arguments")
-        if fault in active or fault in ("link-down", "slow-link", "registry-down"):
+        if fault in active or fault in ("link-down", "slow-link", "registry-down", "feed-down"):
             undo_fn(ctx)
         active.pop(fault, None)
         summary = f"{fault} on {name}: undone"
@@ -276,5 +361,5 @@ def apply(paths: Paths, fault: str, name: str, args: list[str], undo: bool) -> s
         active[fault] = record
         detail = ", ".join(f"{k}={v}" for k, v in record.items() if k != "previous")
         summary = f"{fault} on {name}: applied" + (f" ({detail})" if detail else "")
-    atomic_write(paths.subcloud(name).faults, json.dumps(active, indent=2) + "\n")
+    atomic_write(paths.host(name).faults, json.dumps(active, indent=2) + "\n")
     return summary

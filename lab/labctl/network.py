@@ -1,4 +1,5 @@
-"""The lab network: a bridge in the root namespace, one netns + veth per subcloud, a guard route."""
+"""The lab network: a bridge in the root namespace (the controller's side), one netns + veth per
+lab host (the system controller and each subcloud), a guard route."""
 
 from __future__ import annotations
 
@@ -17,8 +18,6 @@ from labctl.paths import (
     NETNS_PREFIX,
     NETWORK,
     VETH_PREFIX,
-    netns_name,
-    veth_name,
 )
 from labctl.util import run
 
@@ -47,27 +46,48 @@ def lab_links() -> set[str]:
 
 
 def ensure_bridge() -> None:
-    """Bridge with the system controller's address, and the guard route for the whole /16."""
+    """The bridge with the controller's address, and the guard route for the whole /16."""
     if BRIDGE not in links():
         run(["ip", "link", "add", BRIDGE, "type", "bridge"])
-    ip_batch([
-        f"addr replace {BRIDGE_ADDRESS}/{NETWORK.prefixlen} dev {BRIDGE}",
-        f"link set {BRIDGE} up",
-        f"route replace unreachable {GUARD_ROUTE}",
-    ])  # fmt: skip
+    ip_batch(
+        [
+            f"addr replace {BRIDGE_ADDRESS}/{NETWORK.prefixlen} dev {BRIDGE}",
+            f"link set {BRIDGE} up",
+            f"route replace unreachable {GUARD_ROUTE}",
+        ]
+    )
 
 
-def create_subcloud_links(subclouds: Iterable[tuple[int, str]]) -> None:
-    """For each (index, name): netns, veth pair with eth0 inside, host side on the bridge."""
+def create_host_links(hosts: Iterable[tuple[str, str]]) -> None:
+    """For each (veth, netns): the namespace, a veth pair with eth0 inside, the host side on the
+    bridge."""
     lines: list[str] = []
-    for index, name in subclouds:
-        ns, veth = netns_name(name), veth_name(index)
+    for veth, ns in hosts:
         lines += [
             f"netns add {ns}",
             f"link add {veth} type veth peer name eth0 netns {ns}",
             f"link set {veth} master {BRIDGE} up",
         ]
     ip_batch(lines)
+
+
+def link_bytes(name: str) -> tuple[int, int]:
+    """(rx, tx) byte counters of a root-namespace interface."""
+    base = Path("/sys/class/net") / name / "statistics"
+    return int((base / "rx_bytes").read_text()), int((base / "tx_bytes").read_text())
+
+
+def forget_neighbours(addresses: Iterable[str], namespaces: Iterable[str] = ()) -> None:
+    """Flush the neighbour (ARP) entries of addresses in the root namespace and namespaces."""
+    lines = [f"neigh flush to {address}" for address in addresses]
+    ip_batch(lines, force=True)
+    for ns in namespaces:
+        if ns in lab_netns():
+            run(
+                ["ip", "-n", ns, "-force", "-batch", "-"],
+                input="".join(f"{x}\n" for x in lines),
+                check=False,
+            )
 
 
 def netns_pids(ns: str) -> list[int]:

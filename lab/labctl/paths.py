@@ -22,15 +22,24 @@ VETH_PREFIX = "dcplv"  # host side of subcloudN's veth: dcplvN (the peer is eth0
 REGISTRY_PORT = 9001
 SSH_PORT = 22
 
-SC_RELEASE = "24.09"
-RELEASES = ("22.12", "24.09")
+# The system controller: its own network and mount namespaces, like a subcloud's.
+SC_NAME = "system-controller"  # its inventory host name and lab name
+SC_NETNS = NETNS_PREFIX + "sc"
+SC_VETH = VETH_PREFIX + "sc"
+SC_ADDRESS = str(NETWORK.network_address + 2)
+FEED_HTTPS_PORT = 8443  # STARLINGX.md §3 step 6: the SC's feed endpoint, /iso/<v>/ostree_repo
+FEED_HTTP_PORT = 8080
 SYSADMIN = "sysadmin"
-SYSADMIN_UID = 42425  # StarlingX's sysadmin uid; the user exists only inside the subclouds
-REGISTRY_USER = "admin"
+SYSADMIN_UID = 42425  # StarlingX's sysadmin uid; the user exists only inside the lab's hosts
+# StarlingX's local registry login
+# (PB:roles/common/push-docker-images/files/download_images.py:51-55)
+REGISTRY_USER = "sysinv"
+# Python 3.9 of the machine image: StarlingX's python3 (Debian 11) on the SC and the subclouds.
+PYTHON39_HOME = Path("/root/.pyenv/versions/3.9.18")
 
-# Directories each subcloud gets privately; the run directory must not live below them, or the
-# subcloud's own mounts would hide the files its daemons read.
-PRIVATE_MOUNTS = ("/etc", "/var/lib", "/opt", "/home", "/tmp", "/run", "/usr/local/bin")
+# Directories each lab host (the SC and the subclouds) gets privately; the run directory must not
+# live below them, or the host's own mounts would hide the files its daemons read.
+PRIVATE_MOUNTS = ("/etc", "/var", "/opt", "/home", "/tmp", "/run", "/root", "/usr/bin", "/usr/sbin")
 
 _NAME = re.compile(r"^subcloud([1-9][0-9]*)$")
 
@@ -70,9 +79,9 @@ def _below_private_mount(path: Path) -> str | None:
 def lab_dir() -> Path:
     """The run directory: $DCPRESTAGE_LAB_DIR, else lab/run in the work tree.
 
-    Subclouds mount some host directories privately (/tmp, /home, ...), so the run directory must
+    Lab hosts mount some host directories privately (/tmp, /var, ...), so the run directory must
     really live elsewhere. A work tree below one of them (a clone in /tmp, say) gets lab/run as a
-    symlink to /var/tmp/dcprestage-lab-<id>; everything the lab does uses the real path.
+    symlink to /srv/dcprestage-lab-<id>; everything the lab does uses the real path.
     """
     raw = os.environ.get("DCPRESTAGE_LAB_DIR")
     if raw:
@@ -80,7 +89,7 @@ def lab_dir() -> Path:
         private = _below_private_mount(path)
         if private:
             raise SystemExit(
-                f"lab: run directory {path} is below {private}, which every subcloud mounts "
+                f"lab: run directory {path} is below {private}, which every lab host mounts "
                 "privately; choose another DCPRESTAGE_LAB_DIR"
             )
         return path
@@ -90,11 +99,11 @@ def lab_dir() -> Path:
         return real
     if link.exists() and not link.is_symlink():
         raise SystemExit(
-            f"lab: {link} is below {_below_private_mount(real)}, which every subcloud mounts "
+            f"lab: {link} is below {_below_private_mount(real)}, which every lab host mounts "
             "privately; remove it (lab/lab down --purge) or set DCPRESTAGE_LAB_DIR"
         )
     digest = hashlib.sha256(str(REPO).encode()).hexdigest()[:8]
-    target = Path(f"/var/tmp/dcprestage-lab-{digest}")
+    target = Path(f"/srv/dcprestage-lab-{digest}")
     target.mkdir(mode=0o755, exist_ok=True)
     if os.path.realpath(link) != str(target):
         tmp = link.with_name(f".run.{os.getpid()}")
@@ -105,13 +114,16 @@ def lab_dir() -> Path:
 
 
 @dataclass(frozen=True)
-class SubcloudPaths:
-    """Host-side locations of one subcloud's private filesystem and its control files."""
+class HostPaths:
+    """Host-side locations of one lab host's private filesystem (the SC's or a subcloud's) and of
+    its control files. Inside the host: /etc is an overlay with etc.upper, /var one with
+    var.upper, /opt, /home, /tmp binds of opt, home, tmp; /etc/build.info and /etc/platform binds
+    of build.info and platform."""
 
     root: Path
 
     @property
-    def etc_upper(self) -> Path:  # overlay upper layer of the subcloud's /etc
+    def etc_upper(self) -> Path:
         return self.root / "etc.upper"
 
     @property
@@ -119,39 +131,39 @@ class SubcloudPaths:
         return self.root / "etc.work"
 
     @property
-    def varlib_upper(self) -> Path:  # overlay upper layer of /var/lib (docker, registry storage)
-        return self.root / "varlib.upper"
+    def var_upper(self) -> Path:  # what the host writes below /var (feeds, docker, registry)
+        return self.root / "var.upper"
 
     @property
-    def varlib_work(self) -> Path:
-        return self.root / "varlib.work"
+    def var_work(self) -> Path:
+        return self.root / "var.work"
 
     @property
-    def opt(self) -> Path:  # the subcloud's /opt
+    def opt(self) -> Path:
         return self.root / "opt"
 
     @property
-    def home(self) -> Path:  # the subcloud's /home
+    def home(self) -> Path:
         return self.root / "home"
 
     @property
-    def tmp(self) -> Path:  # the subcloud's /tmp
+    def tmp(self) -> Path:
         return self.root / "tmp"
 
     @property
-    def platform(self) -> Path:  # the subcloud's /etc/platform (bind mount)
+    def platform(self) -> Path:  # /etc/platform
         return self.root / "platform"
 
     @property
-    def state(self) -> Path:  # lab-driven state read by fm/software/system: /etc/platform/lab
+    def state(self) -> Path:  # /etc/platform/lab: what the stand-in CLIs read
         return self.platform / "lab"
 
     @property
-    def build_info(self) -> Path:  # the subcloud's /etc/build.info (bind mount)
+    def build_info(self) -> Path:  # /etc/build.info
         return self.root / "build.info"
 
     @property
-    def ctl(self) -> Path:  # configs, pids and logs of its daemons (not visible as a subcloud path)
+    def ctl(self) -> Path:  # daemons' configs, pids and logs (not visible inside the host)
         return self.root / "ctl"
 
     @property
@@ -175,20 +187,34 @@ class SubcloudPaths:
         return self.ctl / "sshd_config"
 
     @property
+    def daemons(self) -> Path:  # one command line a line: what host-init.sh starts
+        return self.ctl / "daemons"
+
+    @property
     def faults(self) -> Path:
         return self.root / "faults.json"
 
+    def var(self, path: str) -> Path:
+        """Host path of /var/<path> inside the host (its overlay's upper layer)."""
+        return self.var_upper / path.removeprefix("/var/").lstrip("/")
+
     def mounts(self) -> dict[str, str]:
-        """Subcloud path -> host path, for the directories tests and tools may inspect."""
+        """Host path -> path seen from the host, for what tests and tools may inspect (read them
+        from here; write inside the host's namespace: /var is an overlay)."""
         return {
             "/opt": str(self.opt),
             "/home": str(self.home),
             "/tmp": str(self.tmp),
             "/etc/platform": str(self.platform),
             "/etc/build.info": str(self.build_info),
-            "/var/lib/docker": str(self.varlib_upper / "docker"),
-            "/var/lib/docker-distribution": str(self.varlib_upper / "docker-distribution"),
+            "/var/www/pages/feed": str(self.var("www/pages/feed")),
+            "/var/lib/docker": str(self.var("lib/docker")),
+            "/var/lib/docker-distribution": str(self.var("lib/docker-distribution")),
         }
+
+
+# Kept for the code that still says it (a subcloud is a lab host).
+SubcloudPaths = HostPaths
 
 
 @dataclass(frozen=True)
@@ -206,7 +232,7 @@ class Paths:
         return self.root / ".lab.lock"
 
     @property
-    def ca_dir(self) -> Path:  # holds only ca.crt: usable as skopeo --dest-cert-dir
+    def ca_dir(self) -> Path:  # holds only ca.crt
         return self.root / "ca"
 
     @property
@@ -222,20 +248,36 @@ class Paths:
         return self.root / "secrets"
 
     @property
-    def sysadmin_password(self) -> Path:
+    def sysadmin_password(self) -> Path:  # the subclouds' sysadmin password
         return self.secrets / "sysadmin_password"
 
     @property
-    def registry_password(self) -> Path:
-        return self.secrets / "registry_password"
+    def sc_sysadmin_password(self) -> Path:  # the system controller's own sysadmin password
+        return self.secrets / "sc_sysadmin_password"
 
     @property
-    def registry_auth(self) -> Path:  # containers-auth.json for every lab registry
+    def controller_key(self) -> Path:  # the controller's SSH key for the system controller
+        return self.secrets / "controller_key"
+
+    @property
+    def central_registry_password(self) -> Path:  # sysinv on registry.central
+        return self.secrets / "central_registry_password"
+
+    @property
+    def local_registry_password(self) -> Path:  # sysinv on each subcloud's registry.local
+        return self.secrets / "local_registry_password"
+
+    @property
+    def registry_auth(self) -> Path:  # containers-auth.json for the lab's own tools (skopeo)
         return self.secrets / "registry_auth.json"
 
     @property
-    def htpasswd(self) -> Path:
-        return self.secrets / "registry.htpasswd"
+    def central_htpasswd(self) -> Path:
+        return self.secrets / "central.htpasswd"
+
+    @property
+    def local_htpasswd(self) -> Path:
+        return self.secrets / "local.htpasswd"
 
     @property
     def inventory_dir(self) -> Path:
@@ -254,36 +296,39 @@ class Paths:
         return self.root / "ssh" / "ssh_host_ed25519_key"
 
     @property
-    def bin_dir(self) -> Path:  # every subcloud's /usr/local/bin (read-only bind mount)
-        return self.root / "bin"
+    def layers(self) -> Path:  # read-only top layers of every lab host's /usr/bin and /usr/sbin
+        return self.root / "layers"
 
     @property
-    def sc(self) -> Path:
-        return self.root / "sc"
+    def usr_bin_layer(self) -> Path:
+        return self.layers / "usr-bin"
 
     @property
-    def feed_dir(self) -> Path:
-        return self.sc / "feed"
+    def usr_sbin_layer(self) -> Path:
+        return self.layers / "usr-sbin"
 
     @property
-    def software_dir(self) -> Path:
-        return self.sc / "software"
+    def python39(self) -> Path:  # the lab hosts' python3: a Python 3.9 venv
+        return self.root / "python3.9"
 
     @property
-    def image_list_dir(self) -> Path:
-        return self.sc / "deploy"
+    def content(self) -> Path:  # build caches of StarlingX content (images, feed templates)
+        return self.root / "content"
 
     @property
-    def oci_dir(self) -> Path:  # OCI layout the images are built in (umoci)
-        return self.sc / "images" / "oci"
+    def oci_dir(self) -> Path:
+        return self.content / "oci"
 
     @property
-    def central(self) -> Path:  # the central registry: config, cert, storage, pid, log
-        return self.sc / "registry"
+    def sc(self) -> HostPaths:  # the system controller's private files (kept by `down`)
+        return HostPaths(self.root / "sc")
 
     @property
     def subclouds(self) -> Path:
         return self.root / "subclouds"
 
-    def subcloud(self, name: str) -> SubcloudPaths:
-        return SubcloudPaths(self.subclouds / name)
+    def subcloud(self, name: str) -> HostPaths:
+        return HostPaths(self.subclouds / name)
+
+    def host(self, name: str) -> HostPaths:
+        return self.sc if name == SC_NAME else self.subcloud(name)

@@ -69,3 +69,14 @@ def write_auth_file(path: Path, user: str, password: str, registries: list[str])
     token = base64.b64encode(f"{user}:{password}".encode()).decode()
     auths = {registry: {"auth": token} for registry in registries}
     atomic_write(path, json.dumps({"auths": auths}, indent=2) + "\n", 0o600)
+
+
+def ensure_ssh_key(path: Path, comment: str) -> None:
+    """An ed25519 SSH key pair at path / path.pub (0600), made once."""
+    if path.exists() and Path(f"{path}.pub").exists():
+        return
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    Path(f"{path}.pub").unlink(missing_ok=True)
+    run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", path])
+    path.chmod(0o600)

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from labctl.paths import SC_RELEASE, Paths, subcloud_address, subcloud_index, subcloud_name
+from labctl.paths import SC_ADDRESS, SC_NAME, Paths, subcloud_address, subcloud_index, subcloud_name
 from labctl.util import LabError, atomic_write, locked_in_place
 
 GROUPS: list[dict[str, Any]] = [
@@ -41,7 +41,7 @@ def default_entry(index: int) -> dict[str, Any]:
         "management": "managed",
         "availability": "online",
         "deploy_status": "complete",
-        "software_version": "24.09" if index % 4 == 0 else "22.12",
+        "software_version": "24.09" if index % 4 == 0 else "25.09",
         "system_mode": "duplex" if index % 5 == 0 else "simplex",
         "sync": "in-sync",
         "backup_status": "complete",
@@ -165,24 +165,22 @@ def _value_node(root: yaml.Node | None, name: str, field: str) -> yaml.ScalarNod
     return None
 
 
-def write_inventory_config(paths: Paths, central_registry: str) -> None:
-    """The distcloud.prestage.subclouds inventory plugin config for the lab."""
+def write_inventory_config(paths: Paths) -> None:
+    """The distcloud.prestage.subclouds inventory plugin config for the lab: the registry, and
+    the system controller as a host of its own, reached with its own SSH key."""
     config = {
         "plugin": "distcloud.prestage.subclouds",
         "registry": paths.registry_file.name,
         "system_controller": {
-            "release": SC_RELEASE,
-            "feed_dir": str(paths.feed_dir),
-            "software_dir": str(paths.software_dir),
-            "image_list_dir": str(paths.image_list_dir),
-            "registry": central_registry,
-            "registry_ca": str(paths.ca_cert),
-            "registry_tls_verify": True,
-            "docker_min_free_gib": 0.01,
-            # lab extras: the credential of the central and the subclouds' local registries
-            "registry_username": "admin",
-            "registry_password_file": str(paths.registry_password),
-            "registry_auth_file": str(paths.registry_auth),
+            "host": SC_NAME,
+            "vars": {
+                "ansible_host": SC_ADDRESS,
+                "ansible_user": "sysadmin",
+                "ansible_ssh_private_key_file": str(paths.controller_key),
+                "ansible_ssh_common_args": SSH_ARGS,
+                # StarlingX's python3 (Python 3.9): no interpreter discovery
+                "ansible_python_interpreter": "/usr/bin/python3",
+            },
         },
     }
     text = "# Inventory of the dcprestage lab (written by lab/lab up).\n" + yaml.safe_dump(
@@ -191,3 +189,23 @@ def write_inventory_config(paths: Paths, central_registry: str) -> None:
     path: Path = paths.inventory_config
     if not path.exists() or path.read_text() != text:
         atomic_write(path, text)
+    # the system controller's own become password, as an operator keeps it: host_vars beside the
+    # inventory (a vault in real life; 0600 here)
+    become = yaml.safe_dump({"ansible_become_password": paths.sc_sysadmin_password.read_text()
+                             .strip()})  # fmt: skip
+    atomic_write(paths.inventory_dir / "host_vars" / f"{SC_NAME}.yml", become, 0o600)
+
+
+def write_password_inventory(paths: Paths) -> None:
+    """secrets/subcloud-passwords.yml (0600): an inventory source giving every lab subcloud its
+    ansible_password and ansible_become_password (`-i <inventory> -i <this>`: molecule and
+    ad-hoc runs); host variables of the subclouds only, so they never reach the system
+    controller, whose credentials are its own."""
+    password = paths.sysadmin_password.read_text().strip()
+    hosts = {
+        name: {"ansible_password": password, "ansible_become_password": password}
+        for name in entries(paths)
+    }
+    atomic_write(
+        paths.secrets / "subcloud-passwords.yml", yaml.safe_dump({"all": {"hosts": hosts}}), 0o600
+    )

@@ -1,6 +1,7 @@
 """The lab as tests see it: bring it up/down through lab/lab, read lab.json and the secrets,
-run commands on subclouds over real SSH (sshpass -e: the password never goes on a command line),
-apply faults. Used by the `lab` pytest fixture (tests/integration/conftest.py).
+run commands on subclouds and the system controller over real SSH (sshpass -e: the password never
+goes on a command line), or as root inside a host's namespaces, apply faults. Used by the `lab`
+pytest fixture (tests/integration/conftest.py).
 
 Everything is read fresh from the run directory on each access, so one Lab object stays valid
 when a test takes the lab down and brings it up again.
@@ -21,7 +22,8 @@ from typing import Any
 
 import yaml
 
-from labctl.paths import REPO, SYSADMIN, Paths, lab_dir
+from labctl import hosts
+from labctl.paths import REPO, SC_NAME, SYSADMIN, Paths, lab_dir
 
 LAB_COMMAND = REPO / "lab" / "lab"
 
@@ -58,6 +60,10 @@ class Lab:
     def down(self) -> None:
         self.run("down")
 
+    def reset(self, *names: str) -> None:
+        """Subclouds rebuilt as `up` makes them (their content, faults and prestage gone)."""
+        self.run("reset", *names)
+
     def is_up(self) -> bool:
         return self.paths.lab_json.exists()
 
@@ -80,20 +86,68 @@ class Lab:
         records = self.info["subclouds"]
         return sorted(records, key=lambda name: records[name]["id"])
 
+    def host_info(self, name: str) -> dict[str, Any]:
+        """lab.json's record of a subcloud or of the system controller."""
+        info = self.info
+        record: dict[str, Any] = (
+            info["system_controller"] if name == SC_NAME else info["subclouds"][name]
+        )
+        return record
+
     def address(self, name: str) -> str:
-        return str(self.info["subclouds"][name]["address"])
+        return str(self.host_info(name)["address"])
+
+    @property
+    def sc(self) -> str:
+        """The system controller's inventory (and lab) name."""
+        return SC_NAME
 
     def registry(self, name: str) -> str:
         """The subcloud's local registry host:port (what it calls registry.local:9001)."""
         return str(self.info["subclouds"][name]["registry"])
 
     def root(self, name: str) -> Path:
-        """Host path of the subcloud's private files (its /opt is root/opt, ...)."""
-        return Path(self.info["subclouds"][name]["root"])
+        """Host path of a lab host's private files (its /opt is root/opt, ...)."""
+        return Path(self.host_info(name)["root"])
+
+    def path(self, name: str, inside: str) -> Path:
+        """Where a path of a lab host lives on this machine (to read; write with inside())."""
+        for prefix, real in sorted(self.host_info(name)["paths"].items(), key=lambda i: -len(i[0])):
+            if inside == prefix or inside.startswith(prefix.rstrip("/") + "/"):
+                return Path(real) / inside[len(prefix) :].lstrip("/")
+        raise KeyError(f"{inside} is not one of the paths lab.json maps for {name}")
+
+    def inside(
+        self,
+        name: str,
+        script: str,
+        *,
+        check: bool = True,
+        network: bool = False,
+        timeout: float = 120,
+        input: str | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run script (sh) as root inside a lab host's mount (and, with network, network)
+        namespace: what the host itself sees."""
+        result = hosts.nsenter(
+            self.paths, name, "sh", "-c", script,
+            check=False, input=input, network_too=network, timeout=timeout,
+        )  # fmt: skip
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"{name}: {script!r} failed ({result.returncode}):\n{result.stdout}{result.stderr}"
+            )
+        return result
 
     @property
     def password(self) -> str:
+        """The subclouds' sysadmin password."""
         return self.paths.sysadmin_password.read_text().strip()
+
+    @property
+    def sc_password(self) -> str:
+        """The system controller's own sysadmin password."""
+        return self.paths.sc_sysadmin_password.read_text().strip()
 
     @property
     def registry_user(self) -> str:
@@ -101,7 +155,23 @@ class Lab:
 
     @property
     def registry_password(self) -> str:
-        return self.paths.registry_password.read_text().strip()
+        """sysinv's password on each subcloud's registry.local."""
+        return self.paths.local_registry_password.read_text().strip()
+
+    @property
+    def central_registry_password(self) -> str:
+        """sysinv's password on registry.central."""
+        return self.paths.central_registry_password.read_text().strip()
+
+    @property
+    def secrets(self) -> list[str]:
+        """Every password of the lab (to check that none leaks into an output)."""
+        return [
+            self.password,
+            self.sc_password,
+            self.registry_password,
+            self.central_registry_password,
+        ]
 
     @property
     def inventory(self) -> Path:
@@ -117,7 +187,8 @@ class Lab:
 
     @property
     def central_registry(self) -> str:
-        return str(self.info["central_registry"]["address"])
+        """registry.central's address:port as this machine reaches it."""
+        return str(self.info["system_controller"]["central_registry_address"])
 
     def registry_entry(self, name: str) -> dict[str, Any]:
         data = yaml.safe_load(self.registry_file.read_text())
@@ -145,25 +216,43 @@ class Lab:
         connect_timeout: int = 10,
         check: bool = False,
     ) -> subprocess.CompletedProcess[str]:
-        """Run command on subcloud name as sysadmin over SSH (password via SSHPASS). become:
+        """Run command on a lab host as sysadmin over SSH (password via SSHPASS). become:
         through sudo with the password on stdin, ahead of input."""
+        password = self.sc_password if name == SC_NAME else self.password
         if become:
             command = f"sudo -S -p '' sh -c {shlex.quote(command)}"
-            input = self.password + "\n" + (input or "")
+            input = password + "\n" + (input or "")
         args = [
-            "sshpass", "-e", "ssh", "-F", "/dev/null",
-            "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-            "-o", "LogLevel=ERROR", "-o", f"ConnectTimeout={connect_timeout}",
-            "-o", "ControlMaster=no", "-o", "ControlPath=none",
-            "-o", "PubkeyAuthentication=no", "-o", "PreferredAuthentications=password",
-            f"{SYSADMIN}@{self.address(name)}", command,
-        ]  # fmt: skip
+            "sshpass",
+            "-e",
+            "ssh",
+            "-F",
+            "/dev/null",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+            "-o",
+            f"ConnectTimeout={connect_timeout}",
+            "-o",
+            "ControlMaster=no",
+            "-o",
+            "ControlPath=none",
+            "-o",
+            "PubkeyAuthentication=no",
+            "-o",
+            "PreferredAuthentications=password",
+            f"{SYSADMIN}@{self.address(name)}",
+            command,
+        ]
         result = subprocess.run(
             args,
             input=input if input is not None else "",
             capture_output=True,
             text=True,
-            env={**os.environ, "SSHPASS": self.password},
+            env={**os.environ, "SSHPASS": password},
             timeout=timeout,
             check=False,
         )
@@ -175,15 +264,18 @@ class Lab:
         return result
 
     def ansible_secrets(self, directory: Path) -> Path:
-        """A 0600 vars file with ansible_password / ansible_become_password, for
-        `--extra-vars @file` (the password stays off command lines)."""
+        """A 0600 inventory source giving each lab subcloud its ansible_password and
+        ansible_become_password, for `-i <lab inventory> -i <this>` (the password stays off
+        command lines, and - unlike an extra var - it does not reach the system controller,
+        whose credentials are its own)."""
         path = directory / "lab-secrets.yml"
+        hosts = {
+            name: {"ansible_password": self.password, "ansible_become_password": self.password}
+            for name in self.subclouds
+        }
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
-            yaml.safe_dump(
-                {"ansible_password": self.password, "ansible_become_password": self.password},
-                handle,
-            )
+            yaml.safe_dump({"all": {"hosts": hosts}}, handle)
         return path
 
     def ansible_env(self, directory: Path) -> dict[str, str]:
@@ -198,12 +290,18 @@ class Lab:
             "ANSIBLE_HOST_KEY_CHECKING": "False",
         }
 
-    def registry_api(self, registry: str, path: str) -> tuple[int, Any]:
-        """GET https://<registry><path> with the lab credential, verified with the lab CA.
+    def registry_api(
+        self, registry: str, path: str, password: str | None = None
+    ) -> tuple[int, Any]:
+        """GET https://<registry><path> as sysinv (registry.central's password for it, else the
+        subclouds' local one), verified with the lab CA.
         Returns (status, parsed JSON body or None); raises OSError when unreachable."""
+        if password is None:
+            central = registry == self.central_registry
+            password = self.central_registry_password if central else self.registry_password
         context = ssl.create_default_context(cafile=str(self.ca))
         request = urllib.request.Request(f"https://{registry}{path}")
-        token = base64.b64encode(f"{self.registry_user}:{self.registry_password}".encode())
+        token = base64.b64encode(f"{self.registry_user}:{password}".encode())
         request.add_header("Authorization", f"Basic {token.decode()}")
         try:
             with urllib.request.urlopen(request, context=context, timeout=10) as response:

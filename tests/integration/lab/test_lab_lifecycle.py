@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yaml
 from labctl.testing import REPO, Lab
 
 pytestmark = [
@@ -99,22 +98,6 @@ def fresh_lab() -> Iterator[Lab]:
         the_lab.up(previous)
 
 
-def ansible_inventory(lab: Lab, directory: Path) -> Path:
-    """The lab's inventory plugin config (the fallback, a static YAML inventory from the
-    registry, is only for a tree without the plugin)."""
-    if (REPO / "plugins" / "inventory" / "subclouds.py").exists():
-        return lab.inventory
-    data = yaml.safe_load(lab.registry_file.read_text())
-    hosts = {
-        item["name"]: {"ansible_host": item["oam_floating_address"], "ansible_user": "sysadmin",
-                       **item.get("vars", {})}
-        for item in data["subclouds"]
-    }  # fmt: skip
-    path = directory / "hosts.yml"
-    path.write_text(yaml.safe_dump({"all": {"hosts": hosts}}))
-    return path
-
-
 def test_up_20_ping_become_own_opt_and_down_leaves_nothing(fresh_lab: Lab, tmp_path: Path) -> None:
     lab = fresh_lab
     before = snapshot()
@@ -123,18 +106,19 @@ def test_up_20_ping_become_own_opt_and_down_leaves_nothing(fresh_lab: Lab, tmp_p
         names = lab.subclouds
         assert names == [f"subcloud{i}" for i in range(1, 21)]
 
-        # Ansible ping with become, the password from a 0600 vars file, on all 20.
+        # Ansible ping with become on all 20 and the system controller: the subclouds'
+        # password from a 0600 inventory source, the system controller's from its host_vars.
         secrets = lab.ansible_secrets(tmp_path)
         assert secrets.stat().st_mode & 0o777 == 0o600
         result = subprocess.run(
-            [str(VENV_BIN / "ansible"), "-i", str(ansible_inventory(lab, tmp_path)), "all",
-             "-m", "ping", "-b", "-f", "20", "-o", "--extra-vars", f"@{secrets}"],
+            [str(VENV_BIN / "ansible"), "-i", str(lab.inventory),
+             "-i", str(secrets), "all", "-m", "ping", "-b", "-f", "21", "-o"],
             capture_output=True, text=True, env=lab.ansible_env(tmp_path), timeout=180,
             check=False,
         )  # fmt: skip
         assert result.returncode == 0, result.stdout + result.stderr
         ok = {line.split()[0] for line in result.stdout.splitlines() if "SUCCESS" in line}
-        assert ok == set(names), result.stdout
+        assert ok == {*names, lab.sc}, result.stdout
         assert lab.password not in result.stdout + result.stderr
 
         # Each subcloud sees only its own /opt.
