@@ -10,6 +10,7 @@ the subcloud's prestage versions (SPEC §2.4).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ansible.plugins.action import ActionBase
@@ -18,16 +19,16 @@ from ansible_collections.distcloud.prestage.plugins.module_utils._prestage_args 
     RELEASE_ARGS,
 )
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._prestage_task import result_of
-from ansible_collections.distcloud.prestage.plugins.plugin_utils._run import (
-    prestage_versions_text,
-)
 
 ARGUMENT_SPEC: dict[str, Any] = dict(
     **RELEASE_ARGS,
     precheck=dict(type="dict", required=True),
     packages=dict(type="dict", required=True),
     images=dict(type="dict"),
+    images_expected=dict(type="bool", default=False),
 )
+# 'for-install: 24.09,25.09 - for-sw-deploy: None' (PR:get-prestage-versions/tasks/main.yml:103-105)
+_VERSIONS = re.compile(r"\Afor-install: (?P<install>\S+) - for-sw-deploy: (?P<deploy>\S+)\Z")
 
 
 class ActionModule(ActionBase):
@@ -43,25 +44,23 @@ class ActionModule(ActionBase):
         precheck = result_of(params["precheck"])
         packages = result_of(params["packages"])
         images = result_of(params["images"])
-        info = result_of(precheck.get("prestage_sc_release_info"))
-        image_list = list(result_of(info.get("image_list")).get("images") or [])
 
         problems = []
-        if precheck.get("failed") or precheck.get("prestage_skip_reason") or not info:
+        if precheck.get("failed") or precheck.get("prestage_skip_reason"):
             problems.append("the precheck did not pass")
-        if not packages.get("prestage_packages_verified"):
+        if packages.get("failed") or not packages.get("prestage_versions"):
             problems.append("the packages phase did not verify the content")
-        if image_list and not images.get("prestage_images_verified"):
+        if params["images_expected"] and (
+            images.get("failed")
+            or images.get("skipped")
+            or not images.get("prestage_images_verified")
+        ):
             problems.append("the images phase did not verify the images")
-
-        found = result_of(packages.get("prestage_versions_found")) or result_of(
-            precheck.get("prestage_versions_found")
-        )
-        install = list(found.get("for_install") or [])
-        sw_deploy = list(found.get("for_sw_deploy") or [])
-        if not params["for_sw_deploy"] and not problems and release not in install:
+        versions = str(packages.get("prestage_versions") or precheck.get("prestage_versions") or "")
+        match = _VERSIONS.match(versions)
+        installed = match.group("install").split(",") if match else []
+        if not params["for_sw_deploy"] and not problems and release not in installed:
             problems.append(f"release {release} carries no completion marker on the subcloud")
-        versions = prestage_versions_text(install, ",".join(sw_deploy) or None)
         result["prestage_versions"] = versions
 
         if self._task.check_mode:

@@ -2,9 +2,10 @@
 # Apache License 2.0 (see LICENSE)
 """Action plugin of distcloud.prestage.prestage_precheck (documented in plugins/modules).
 
-Controller-side checks first (SPEC §4.1 and the release rules, with plugin_utils/_checks.py, on
-the inventory's view of the subcloud): a subcloud that fails them is not contacted. Then one
-module run on the subcloud (§4.3), whose findings are turned into a skip or a failure here.
+Controller-side checks first (STARLINGX.md §5: dcmanager's initial checks on the inventory's view
+of the subcloud, the release rules on what the system controller said): a subcloud that fails
+them is not contacted. Then one module run on the subcloud, whose findings it turns into a skip or
+a failure.
 """
 
 from __future__ import annotations
@@ -18,16 +19,11 @@ from ansible_collections.distcloud.prestage.plugins.modules.prestage_precheck im
 )
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._checks import (
     initial_skip_reason,
-    subcloud_release_failure,
+    minimum_release_failure,
+    release_failure,
 )
-from ansible_collections.distcloud.prestage.plugins.plugin_utils._errors import PrestageError
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._prestage_task import (
     subcloud_from_vars,
-)
-from ansible_collections.distcloud.prestage.plugins.plugin_utils._sc_release import (
-    default_cache_dir,
-    release_info,
-    settings_of,
 )
 
 MODULE = "distcloud.prestage.prestage_precheck"
@@ -46,7 +42,7 @@ class ActionModule(ActionBase):
         for_sw_deploy = params["for_sw_deploy"]
         result["changed"] = False
 
-        # SPEC §4.1: the subcloud as the registry says it is (no contact when it is skipped).
+        # dcmanager's initial checks, on the subcloud as the inventory says it is
         subcloud = subcloud_from_vars(name, task_vars)
         # prestage_status: this step owns the subcloud now, so its own 'prestaging' is no reason
         reason = initial_skip_reason(subcloud, None)
@@ -55,68 +51,47 @@ class ActionModule(ActionBase):
             result["msg"] = f"Prestage skipped '{name}': {reason}"
             return result
 
-        given = params["sc_release_info"]
-        if given is not None and given.get("failed"):
-            result.update(failed=True, msg=str(given.get("msg") or "sc_release_info failed"))
+        sc = params["sc_release_info"]
+        result["prestage_sc_release_info"] = sc
+        if sc.get("failed") or sc.get("unreachable") or not sc.get("sc_release"):
+            problem = " ".join(str(sc.get("msg") or "no answer").split())
+            result.update(failed=True, msg=f"Cannot read the system controller: {problem}")
             return result
-        try:
-            settings = settings_of(params["system_controller"])
-            info = given or release_info(settings, release, for_sw_deploy, default_cache_dir())
-        except PrestageError as exc:
-            result.update(failed=True, msg=str(exc))
-            return result
-        result["prestage_sc_release_info"] = info
-
-        if subcloud.software_version:
-            failure = subcloud_release_failure(subcloud.software_version, release, for_sw_deploy)
-            if failure:
-                result.update(failed=True, msg=failure)
-                return result
-
-        module_args = {
-            key: params[key]
-            for key in (
-                "release",
-                "for_sw_deploy",
-                "force",
-                "platform_backup_dir",
-                "software_dir",
-                "docker_dir",
-                "min_supported_release",
-            )
-        }
-        module_args["sc_release_info"] = info
-        module_args["docker_min_free_gib"] = (
-            params["docker_min_free_gib"]
-            if params["docker_min_free_gib"] is not None
-            else float(settings["docker_min_free_gib"])
+        failure = release_failure(sc, release, for_sw_deploy) or minimum_release_failure(
+            sc, release
         )
+        if not failure and not for_sw_deploy:
+            feed = sc.get("feed") or {}
+            if not feed.get("exists"):
+                failure = (
+                    f"Directory {feed.get('path')}/ostree_repo does not exist on the system "
+                    "controller."
+                )
+            else:  # a feed the system controller cannot serve whole is never prestaged
+                failure = (sc.get("ostree") or {}).get("error")
+        if failure:
+            result.update(failed=True, msg=failure)
+            return result
+
         outcome = self._execute_module(
-            module_name=MODULE, module_args=module_args, task_vars=task_vars
+            module_name=MODULE, module_args=self._task.args, task_vars=task_vars
         )
         outcome.pop("invocation", None)
-        if outcome.get("failed") or outcome.get("unreachable"):
-            result.update(outcome)
-            return result
         result.update(outcome)
         result["changed"] = False
-
+        if outcome.get("failed") or outcome.get("unreachable"):
+            return result
         skip = outcome.get("prestage_skip_reason")
         if skip:
             result["msg"] = f"Prestage skipped '{name}': {skip}"
             return result
-        # The release rule again, with the release the subcloud really runs.
-        actual = (outcome.get("subcloud") or {}).get("sw_version")
-        failure = (
-            subcloud_release_failure(actual, release, for_sw_deploy) if actual else None
-        ) or outcome.get("prestage_failure")
-        if failure:
-            result.update(failed=True, msg=failure)
+        if outcome.get("prestage_failure"):
+            result.update(failed=True, msg=outcome["prestage_failure"])
             return result
-        packages = outcome.get("packages") or {}
+        plan = outcome.get("install") or {}
         result["msg"] = (
             "The subcloud already holds this content"
-            if packages.get("up_to_date")
+            if plan.get("up_to_date")
             else "The subcloud can be prestaged"
         )
         return result

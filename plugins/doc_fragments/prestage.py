@@ -40,3 +40,16 @@ options:
     type: path
     default: /var/lib/docker
 """
+
+    # A step of a phase (plugins/module_utils/_prestage_args.py STEP_TIMEOUT_ARGS)
+    STEP_TIMEOUT = r"""
+options:
+  timeout:
+    description: Seconds this step may take (what is left of the phase's time).
+    type: int
+    default: 3600
+  phase_timeout:
+    description: The phase's whole timeout, for the message when it runs out.
+    type: int
+    default: 3600
+"""

@@ -107,15 +107,17 @@ def ostree_checksum(parent, name=OSTREE_REPO, deadline=None):
     return {"checksum": checksum, "files": len(lines), "bytes": total, "usage": usage}
 
 
-def tree_digest(root, deadline=None):
-    """A digest of every regular file below root: names and contents (md5 of the sorted
-    'path NUL md5' lines). None when root does not exist. Returns dict(digest, files, bytes,
-    usage) otherwise."""
+def tree_digest(root, deadline=None, exclude_top=()):
+    """A digest of every regular file below root (but those below the top-level entries named
+    in exclude_top): names and contents (md5 of the sorted 'path NUL md5' lines). None when root
+    does not exist. Returns dict(digest, files, bytes, usage) otherwise."""
     if not os.path.isdir(root):
         return None
     lines = []
     total = usage = 0
     for rel, path, info in regular_files(root):
+        if rel.split(os.sep, 1)[0] in exclude_top:
+            continue
         lines.append(f"{rel}\0{md5_file(path, deadline)}")
         total += info.st_size
         usage += usage_bytes(info.st_size)
@@ -168,24 +170,6 @@ def free_bytes(path):
         path = parent
     info = os.statvfs(path or "/")
     return info.f_bavail * info.f_frsize
-
-
-def read_text(path, default=None):
-    try:
-        with open(path) as handle:
-            return handle.read()
-    except (OSError, UnicodeDecodeError):
-        return default
-
-
-def key_values(text):
-    """KEY=value lines (build.info, platform.conf), quotes removed."""
-    values = {}
-    for line in (text or "").splitlines():
-        match = re.match(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$", line)
-        if match:
-            values[match.group(1)] = match.group(2).strip("\"'")
-    return values
 
 
 def release_dirs(base):

@@ -17,3 +17,9 @@ RELEASE_ARGS = dict(
 PLATFORM_BACKUP_DIR_ARG = dict(platform_backup_dir=dict(type="path", default=PLATFORM_BACKUP_DIR))
 SOFTWARE_DIR_ARG = dict(software_dir=dict(type="path", default=SOFTWARE_DIR))
 DOCKER_DIR_ARG = dict(docker_dir=dict(type="path", default=DOCKER_DIR))
+# A step of a phase: what is left of the phase's time, and the phase's whole timeout (named in
+# the timeout message).
+STEP_TIMEOUT_ARGS = dict(
+    timeout=dict(type="int", default=3600),
+    phase_timeout=dict(type="int", default=3600),
+)

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 PRESTAGE_STRATEGY_ARGS = dict(
     inventory_config=dict(type="path"),
-    # the inventory plugin's settings as the inventory gives them to plays (an AWX job has no
+    # the inventory plugin's registry as the inventory gives it to plays (an AWX job has no
     # inventory config of its own: its inventory was synced from one)
     registry=dict(type="path"),
-    system_controller=dict(type="dict"),
+    # what the system controller said about itself (a registered sc_release_info result)
+    sc_facts=dict(type="dict", required=True),
+    system_controller_host=dict(type="str"),
     state_dir=dict(type="path"),
     release=dict(type="str"),
     prestage_type=dict(type="str", default="for_install", choices=["for_install", "for_sw_deploy"]),

@@ -1,9 +1,9 @@
 # Copyright: distcloud.prestage contributors
 # Apache License 2.0 (see LICENSE)
-"""What a subcloud says about itself: StarlingX command output parsed, and the subcloud-side
-precheck rules (SPEC §4.3) with dcmanager's wording.
+"""What a subcloud says about itself, and the precheck rules judged on it (STARLINGX.md §5), in
+dcmanager's and the prestage playbook's words.
 
-Runs on the subclouds' Python (3.8+): unannotated, standard library only.
+Runs on StarlingX's Python 3.9 (standard library only).
 """
 
 from __future__ import annotations
@@ -12,17 +12,28 @@ import ast
 import re
 
 from ansible_collections.distcloud.prestage.plugins.module_utils._release import (
+    compare_releases,
     major_of,
-    release_key,
 )
+from ansible_collections.distcloud.prestage.plugins.module_utils._tables import parse_table
 
+# DC:dcmanager/common/prestage.py:155-167
 SKIP_DUPLEX_STANDBY = (
     "Prestage for install on duplex subclouds is only allowed when controller-0 is active."
 )
+# DC:dcmanager/common/prestage.py:169-179
 FAIL_MGMT_ALARMS = (
     "Subcloud has management affecting alarm(s). Please resolve the alarm condition(s) or use "
     "--force option and try again."
 )
+# PR:prepare-env/tasks/main.yml:28-42 (the transient list follows the message there)
+FAIL_TRANSIENT = (
+    "A release is in a transient state (deploying/removing) on the subcloud. Cannot prestage "
+    "while a software operation is in progress."
+)
+# DC:dcmanager/common/prestage.py:276-308: the subcloud could not be asked
+FAIL_QUERY = "Failed to retrieve subcloud system mode and system health."
+ACTIVE_CONTROLLER = "Controller-Active"
 GIB = 1024**3
 MIB = 1024**2
 
@@ -33,8 +44,8 @@ COMMAND_TIMEOUT = 120
 
 
 def command_script(commands):
-    """A bash script running commands ({name: argv string}) after sourcing openrc when present,
-    each output framed so that parse_sections() can split them."""
+    """A bash script running commands ({name: command line}) after sourcing openrc, as the
+    prestage playbooks do, each output framed so that parse_sections() can split them."""
     lines = ["[ -r /etc/platform/openrc ] && . /etc/platform/openrc >/dev/null 2>&1"]
     for name, command in commands.items():
         lines.append(f"echo '{_BEGIN}{name}'")
@@ -61,111 +72,98 @@ def parse_sections(output):
     return sections
 
 
-def parse_table(text):
-    """Rows of a PrettyTable (as StarlingX clients print them) as dicts keyed by header."""
-    headers = None
-    rows = []
-    for raw in (text or "").splitlines():
-        line = raw.strip()
-        if not line.startswith("|"):
-            continue
-        cells = [cell.strip() for cell in line.strip("|").split("|")]
-        if headers is None:
-            headers = cells
-        elif len(cells) == len(headers):
-            rows.append(dict(zip(headers, cells)))  # noqa: B905 - strict= needs Python 3.10
-    return rows
+def management_alarms_fail(health):
+    """dcmanager's reading of the subcloud's health (DC:dcmanager/common/utils.py:739-753): the
+    alarm check failed and not '[0] of which are management affecting'."""
+    failed = re.findall(r"No alarms: \[Fail\]", health or "")
+    no_mgmt = re.findall(r"\[0\] of which are management affecting", health or "")
+    return bool(failed) and not no_mgmt
 
 
-def mgmt_affecting_alarms(text):
-    """Alarm IDs of `fm alarm-list --mgmt_affecting` rows that are management affecting."""
-    alarms = []
-    for row in parse_table(text):
-        flag = row.get("Management Affecting", "")
-        if flag.strip().lower() == "true":
-            alarms.append(row.get("Alarm ID", "?"))
-    return alarms
-
-
-def controller_personality(text):
-    """'active' / 'standby' / None from `system host-show controller-0`."""
-    for row in parse_table(text):
+def controller_0_active(host_show):
+    """Whether `system host-show controller-0` has capabilities Personality Controller-Active
+    (DC:dcmanager/common/utils.py:2928-2929); None when the output says nothing."""
+    for row in parse_table(host_show):
         if row.get("Property") != "capabilities":
             continue
         value = row.get("Value", "")
         try:
             capabilities = ast.literal_eval(value)
         except (ValueError, SyntaxError):
-            capabilities = {}
-        personality = (
-            str(capabilities.get("Personality", "")) if isinstance(capabilities, dict) else ""
+            capabilities = None
+        if isinstance(capabilities, dict):
+            return capabilities.get("Personality") == ACTIVE_CONTROLLER
+        return ACTIVE_CONTROLLER in value
+    return None
+
+
+def transient_failure(software_list):
+    """The playbook's refusal while a release is deploying or removing on the subcloud (it tests
+    the whole `software list` output: PR:prepare-env/tasks/main.yml:36-42), with the rows."""
+    if not re.search(r"deploying|removing", software_list or ""):
+        return None
+    rows = [
+        "{}: {}".format(row.get("Release", "?"), row.get("State", "?"))
+        for row in parse_table(software_list)
+        if re.search(r"deploying|removing", row.get("State", ""))
+    ]
+    return FAIL_TRANSIENT + (" ({})".format(", ".join(rows)) if rows else "")
+
+
+def lower_release_failure(release, subcloud_version):
+    """For software deployment, a release below the subcloud's (DC:dcmanager/common/utils.py:
+    1727-1733)."""
+    if subcloud_version and compare_releases(release, major_of(subcloud_version)) < 0:
+        return (
+            f"The requested software version ({release}) is lower than the current subcloud "
+            f"software version ({major_of(subcloud_version)})."
         )
-        if not personality:
-            match = re.search(r"Controller-(Active|Standby)", value)
-            personality = match.group(0) if match else ""
-        lowered = personality.lower()
-        if "active" in lowered:
-            return "active"
-        if "standby" in lowered:
-            return "standby"
     return None
-
-
-def software_operation(deploy_show, software_list):
-    """A one-line description of a software operation in progress, or None.
-
-    `software deploy show` lists a deploy when one exists; `software list` shows releases in a
-    transient state (deploying, removing) while it runs.
-    """
-    for row in parse_table(deploy_show):
-        source = row.get("From Release", "?")
-        target = row.get("To Release", "?")
-        state = row.get("State", "?")
-        return f"software deploy from {source} to {target} is in state {state}"
-    for row in parse_table(software_list):
-        state = row.get("State", "").strip().lower()
-        if state in ("deploying", "removing"):
-            return "release {} is {}".format(row.get("Release", "?"), state)
-    return None
-
-
-def software_levels(software_list, release):
-    """Levels of release (24.09.0, 24.09.1) listed by `software list` on the subcloud."""
-    levels = set()
-    for row in parse_table(software_list):
-        match = re.search(r"(\d+\.\d+(?:\.\d+)?)$", row.get("Release", ""))
-        if match and major_of(match.group(1)) == release:
-            levels.add(match.group(1))
-    return levels
-
-
-def software_operation_failure(description):
-    return (
-        "Prestage operation is not allowed while a software operation is in progress "
-        f"({description})."
-    )
 
 
 def space_failure(path, needed, available, what):
+    """Our own free space check (SPEC §4, §10)."""
     return (
         f"Not enough free space in {path} for {what}: {needed / MIB:.1f} MiB needed, "
         f"{available / MIB:.1f} MiB available."
     )
 
 
-def docker_space_failure(path, available, required_gib):
-    return (
-        f"Not enough free space in {path} to prestage images: {available / GIB:.2f} GiB "
-        f"available, at least {_number(required_gib)} GiB required."
-    )
+def precheck_reason(request, facts):
+    """(kind, reason) for the subcloud's facts, kind 'skip' or 'fail', or (None, None).
 
-
-def _number(value):
-    return (f"{value:g}") if isinstance(value, float) else str(value)
-
-
-def releases_below(names, minimum):
-    """Names (MM.mm) lower than minimum."""
-    if not minimum:
-        return []
-    return [name for name in names if release_key(name) < release_key(minimum)]
+    request: release, for_sw_deploy, force. facts: sw_version, system_mode, health (text; None
+    when it could not be read), controller_0_active (None: unknown), software_list,
+    needed_bytes, free_bytes, space_path.
+    Order: dcmanager's precheck (a release lower than the subcloud's, the query, duplex skip,
+    alarms; STARLINGX.md §5), then the playbook's prepare-env (transient releases), then our
+    free space check.
+    """
+    duplex_install = facts.get("system_mode") == "duplex" and not request["for_sw_deploy"]
+    if request["for_sw_deploy"]:
+        # the release rules run before the subcloud is queried (DC:dcmanager/common/prestage.py:
+        # 135-151, utils.py:1727-1733)
+        failure = lower_release_failure(request["release"], facts.get("sw_version"))
+        if failure:
+            return "fail", failure
+    if (duplex_install and facts.get("controller_0_active") is None) or (
+        not request["force"] and facts.get("health") is None
+    ):
+        return "fail", FAIL_QUERY
+    if duplex_install and not facts.get("controller_0_active"):
+        # only 'duplex' (not 'duplex-direct') and only for install: prestage.py:155-167
+        return "skip", SKIP_DUPLEX_STANDBY
+    if not request["force"] and management_alarms_fail(facts.get("health")):
+        return "fail", FAIL_MGMT_ALARMS
+    failure = transient_failure(facts.get("software_list"))
+    if failure:
+        return "fail", failure
+    needed, free = facts.get("needed_bytes") or 0, facts.get("free_bytes")
+    if free is not None and needed > free:
+        return "fail", space_failure(
+            facts.get("space_path"),
+            needed,
+            free,
+            "the release {} content".format(request["release"]),
+        )
+    return None, None

@@ -1,0 +1,316 @@
+# Copyright: distcloud.prestage contributors
+# Apache License 2.0 (see LICENSE)
+"""rsync from the system controller to a subcloud, received as root there through a sudo that
+asks for the password every time (SPEC §5, §9; the packages phase).
+
+StarlingX pushes with Ansible's synchronize as sysadmin: it chowns the target tree to sysadmin
+first and back to root after (PR:prestage-sw-packages/tasks/main.yml:35-68), and synchronize puts
+the password on sshpass's command line. Here, on the system controller:
+
+- ssh to the subcloud runs under `sshpass -d FD`: the login password comes through a pipe;
+- rsync's remote shell is a small relay (RELAY_SOURCE, written to a private temporary directory
+  for the run) that runs that ssh and writes the become password as the first line of the SSH
+  channel before relaying rsync's stream;
+- the remote command is `sudo -S -p ''` (it reads exactly that one line) exec'ing `rsync
+  --server`; when sudo needs no password, a shell `read` consumes the line instead;
+- the password only ever passes through pipes: never an argument, an environment variable or
+  a file; the ssh keeps a connection of its own with keepalives, so a dead link fails the
+  transfer within about io_timeout seconds.
+
+Runs on StarlingX's Python 3.9 (standard library only).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+# Exit codes of rsync (man rsync) worth a sentence of their own.
+RSYNC_EXIT = {
+    1: "syntax or usage error",
+    2: "protocol incompatibility",
+    3: "errors selecting input/output files or directories",
+    5: "error starting client-server protocol",
+    10: "error in socket I/O",
+    11: "error in file I/O",
+    12: "error in rsync protocol data stream (connection lost)",
+    20: "interrupted",
+    23: "partial transfer due to error",
+    24: "partial transfer due to vanished source files",
+    30: "timeout in data send/receive",
+    35: "timeout waiting for daemon connection",
+    255: "ssh connection failed",
+}
+# What dcmanager's prestage inventory gives ssh (DC:dcmanager/common/utils.py:447-478): the
+# subclouds' host keys are not checked.
+STARLINGX_SSH_OPTIONS = ("-o", "UserKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=no")
+_STATS_KEYS = {
+    "Number of regular files transferred": "files_transferred",
+    "Number of deleted files": "deleted",
+    "Literal data": "literal_bytes",
+    "Matched data": "matched_bytes",
+    "Total transferred file size": "transferred_file_bytes",
+    "Total bytes sent": "bytes_sent",
+    "Total bytes received": "bytes_received",
+}
+_NOISE = ("rsync error:", "Warning: Permanently added")
+
+# rsync's remote shell: `python3 relay.py CONFIG [-l USER] HOST COMMAND...`. CONFIG (JSON, no
+# secret): {"ssh": [argv], "pass_fds": [fd], "become_fd": fd or null}. ssh's output goes straight
+# to rsync; rsync -> ssh is relayed in a thread, the become password line first. The process
+# exits as soon as ssh does (rsync waits for its remote shell before closing the stream).
+RELAY_SOURCE = r"""
+import contextlib, json, os, select, subprocess, sys, threading
+
+def relay(source, target):
+    while True:
+        try:
+            data = os.read(source, 1 << 17)
+        except BlockingIOError:
+            select.select([source], [], [])
+            continue
+        if not data:
+            return
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[os.write(target, view):]
+            except BlockingIOError:
+                select.select([], [target], [])
+
+def feed(ssh, password):
+    target = ssh.stdin.fileno()
+    try:
+        if password:
+            os.write(target, password)
+        relay(0, target)
+    except OSError:
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            ssh.stdin.close()
+    try:
+        ssh.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        ssh.kill()
+
+def main(argv):
+    with open(argv[1]) as handle:
+        config = json.load(handle)
+    rest = argv[2:]
+    if rest[:1] == ["-l"]:
+        rest = rest[2:]
+    password = b""
+    if config.get("become_fd") is not None:
+        with os.fdopen(int(config["become_fd"]), "rb") as handle:
+            password = handle.read()
+    ssh = subprocess.Popen(config["ssh"] + [rest[0]] + rest[1:], stdin=subprocess.PIPE,
+                           pass_fds=[int(fd) for fd in config.get("pass_fds", [])])
+    threading.Thread(target=feed, args=(ssh, password), daemon=True).start()
+    rc = ssh.wait()
+    sys.stderr.flush()
+    os._exit(rc)
+
+main(sys.argv)
+"""
+
+
+class TransferError(Exception):
+    """A transfer that failed, with rsync's exit code and what it said."""
+
+    def __init__(self, message, rc=None):
+        Exception.__init__(self, message)
+        self.rc = rc
+
+
+class TransferTimeout(TransferError):
+    """The deadline passed during a transfer."""
+
+
+def parse_stats(text):
+    """The numbers of `rsync --stats` output (thousands separators allowed)."""
+    stats = dict.fromkeys(_STATS_KEYS.values(), 0)
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        match = re.match(r"\s*([\d,.]+)", value) if sep else None
+        if match and key.strip() in _STATS_KEYS:
+            stats[_STATS_KEYS[key.strip()]] = int(re.sub(r"[,.]", "", match.group(1)) or 0)
+    return stats
+
+
+def remote_rsync_path(become_password, become_user=None):
+    """The remote command rsync runs instead of `rsync` (its arguments follow it)."""
+    user = f" -u {shlex.quote(become_user)}" if become_user and become_user != "root" else ""
+    if become_password is None:
+        return f"sudo -n{user} rsync"
+    script = (
+        f'if sudo -n{user} true 2>/dev/null; then IFS= read -r _ && exec sudo -n{user} rsync "$@"; '
+        f'else exec sudo -S -p ""{user} rsync "$@"; fi'
+    )
+    return f"sh -c {shlex.quote(script)} sh"
+
+
+def ssh_command(port, user, common_args, io_timeout):
+    """ssh to the subcloud: its own TCP connection with keepalives (a dead link fails it in about
+    io_timeout seconds: rsync's own --timeout never fires there, its keepalives keep landing in
+    ssh's buffers), StarlingX's host key settings, then the subcloud's own ssh arguments."""
+    interval = max(1, io_timeout // 4)
+    argv = [
+        "ssh",
+        *STARLINGX_SSH_OPTIONS,
+        "-o",
+        "ControlMaster=no",
+        "-o",
+        "ControlPath=none",
+        "-o",
+        "BatchMode=no",
+        "-o",
+        f"ServerAliveInterval={interval}",
+        "-o",
+        "ServerAliveCountMax=4",
+        "-o",
+        f"ConnectTimeout={max(5, min(io_timeout, 60))}",
+        "-o",
+        "LogLevel=ERROR",
+        "-p",
+        str(port),
+    ]
+    if user:
+        argv += ["-l", user]
+    argv += shlex.split(common_args or "")
+    return argv
+
+
+def _destination(host, path):
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # IPv6 address
+    return f"{host}:{path}"
+
+
+def _quote_for_rsync(word):
+    """rsync splits -e on spaces and honours single quotes (no backslashes)."""
+    if "'" in word:
+        raise TransferError(f"Cannot pass a path with a single quote to rsync -e: {word}")
+    return f"'{word}'"
+
+
+def push(
+    source, dest, options, *, host, ssh, password, become_password, deadline, io_timeout, python
+):
+    """Run one rsync from source (a local path) to host:dest as root there; returns its stats
+    and seconds. ssh: ssh_command()'s argv; password: the login password (None: keys)."""
+    if shutil.which("rsync") is None:
+        raise TransferError("rsync is not installed on the system controller")
+    if password and shutil.which("sshpass") is None:
+        raise TransferError("sshpass is needed on the system controller for a password login")
+    if deadline - time.monotonic() <= 0:
+        raise TransferTimeout("the phase deadline passed before the transfer started")
+    work = tempfile.mkdtemp(prefix="dcprestage-rsync-")
+    fds = []
+    try:
+        os.chmod(work, 0o700)
+        config = {"ssh": list(ssh), "pass_fds": [], "become_fd": None}
+        if password:
+            read_fd, write_fd = os.pipe()
+            fds += [read_fd, write_fd]
+            os.write(write_fd, password.encode() + b"\n")
+            os.close(write_fd)
+            fds.remove(write_fd)
+            config["ssh"] = ["sshpass", f"-d{read_fd}", *config["ssh"]]
+            config["pass_fds"].append(read_fd)
+        if become_password is not None:
+            read_fd, write_fd = os.pipe()
+            fds += [read_fd, write_fd]
+            os.write(write_fd, become_password.encode() + b"\n")
+            os.close(write_fd)
+            fds.remove(write_fd)
+            config["become_fd"] = read_fd
+        config_path = os.path.join(work, "relay.json")
+        relay_path = os.path.join(work, "relay.py")
+        for path, text in ((config_path, json.dumps(config)), (relay_path, RELAY_SOURCE)):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(text)
+        rsh = " ".join(_quote_for_rsync(w) for w in (python, relay_path, config_path))
+        argv = [
+            "rsync",
+            "--stats",
+            f"--timeout={io_timeout}",
+            "-e",
+            rsh,
+            f"--rsync-path={remote_rsync_path(become_password)}",
+            *options,
+            source,
+            _destination(host, dest),
+        ]
+        return _execute(argv, list(fds), deadline, work)
+    finally:
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _execute(argv, inherit, deadline, work):
+    """rsync until it exits or the deadline; its output goes to files, not pipes (a remote shell
+    left waiting on a dead link must not keep us waiting after rsync gave up)."""
+    started = time.monotonic()
+    out_path, err_path = os.path.join(work, "stdout"), os.path.join(work, "stderr")
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        process = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            pass_fds=inherit,
+            start_new_session=True,
+            env=dict(os.environ, LC_ALL="C"),
+        )
+    try:
+        process.wait(timeout=max(0.1, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        _stop(process)
+        raise TransferTimeout("the transfer did not finish before the phase timeout") from None
+    except BaseException:
+        _stop(process)
+        raise
+    with open(out_path, "rb") as handle:
+        text_out = handle.read().decode("utf-8", "replace")
+    with open(err_path, "rb") as handle:
+        text_err = handle.read().decode("utf-8", "replace")
+    if process.returncode != 0:
+        _stop(process)  # what is left of its remote shell
+        raise TransferError(_failure_text(process.returncode, text_err), process.returncode)
+    stats = parse_stats(text_out)
+    stats["seconds"] = round(time.monotonic() - started, 3)
+    return stats
+
+
+def _stop(process):
+    """Stop rsync and its remote shell (their own process group)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            return
+        try:
+            process.wait(timeout=5)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _failure_text(rc, stderr):
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    detail = [line for line in lines if not line.startswith(_NOISE)]
+    meaning = RSYNC_EXIT.get(rc, "error")
+    tail = "; ".join(detail[-3:]) if detail else ""
+    return f"rsync exit {rc} ({meaning})" + (f": {tail}" if tail else "")
