@@ -1,7 +1,10 @@
 """Fixtures shared by every test: a scratch control-plane workspace and the real dcprestage command.
 
-The workspace is a copy of the example inventory (config + registry) with system controller dirs
-under tmp_path, so each test has its own registry, feeds and state dir.
+The workspace is a copy of the example inventory (config + registry) under tmp_path, so each test
+has its own registry and state dir. No test outside the lab needs a StarlingX system controller:
+what it says about itself (sc_release_info's facts: a 25.09 system controller that upgrades from
+24.09) comes from `sc_facts`, kept in the state dir as a recent run keeps it (`write_sc_facts`),
+and given to the plays of the gated harness by a fixture module (`gated_playbook`).
 """
 
 from __future__ import annotations
@@ -9,12 +12,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -22,6 +27,87 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 DCPRESTAGE = str(VENV_BIN / "dcprestage")
+HARNESS = ROOT / "tests" / "integration" / "harness"
+
+# The example inventory's system controller (inventory/subclouds.yml).
+SC_HOST = "system-controller"
+SC_RELEASE = "25.09"
+PREVIOUS_RELEASE = "24.09"
+
+
+def sc_facts(**changes: Any) -> dict[str, Any]:
+    """What a 25.09 system controller that upgrades from 24.09 says about itself: the keys of
+    sc_release_info the release rules read (plugins/plugin_utils/_checks.py), as the lab's system
+    controller answers them (its `software list`: 24.09.0/.1 unavailable, 25.09.0/.1 deployed;
+    no deployment in progress). changes replace keys."""
+    facts: dict[str, Any] = {
+        "sc_release": SC_RELEASE,
+        "supported_upgrades": [PREVIOUS_RELEASE],
+        "min_supported_release": PREVIOUS_RELEASE,
+        "upgrades_error": None,
+        "software_releases": [
+            _release("24.09.0", "True", "unavailable"),
+            _release("24.09.1", "False", "unavailable"),
+            _release("25.09.0", "True", "deployed"),
+            _release("25.09.1", "False", "deployed"),
+        ],
+        "software_error": None,
+        "deployment_in_progress": None,
+    }
+    facts.update(changes)
+    return facts
+
+
+def _release(sw_version: str, reboot_required: str, state: str) -> dict[str, str]:
+    """A row of the system controller's `software list` as sc_release_info reads it."""
+    return {"release_id": f"starlingx-{sw_version}", "reboot_required": reboot_required,
+            "state": state, "sw_version": sw_version}  # fmt: skip
+
+
+def write_sc_facts(state_dir: Path, host: str = SC_HOST, **changes: Any) -> dict[str, Any]:
+    """Keep sc_facts(**changes) in state_dir as a run that just read them on host keeps them
+    (_sc_query.save_facts, read_at now): dcprestage uses them for FACTS_TTL seconds instead of
+    asking the system controller. Call it again where a test outlives that."""
+    # imported when used: this conftest loads before pytest-ansible sets up the collection loader
+    from ansible_collections.distcloud.prestage.plugins.plugin_utils import _sc_query  # noqa: PLC0415
+
+    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    facts = sc_facts(**changes)
+    _sc_query.save_facts(str(state_dir), host, facts)
+    return facts
+
+
+# The real playbook's module that reads the system controller, and the harness's stand-in.
+SC_MODULE = "distcloud.prestage.sc_release_info"
+SC_FIXTURE_MODULE = "sc_release_fixture"
+
+
+def gated_playbook(directory: Path, facts: dict[str, Any] | None = None) -> Path:
+    """The gated harness as <directory>/gated.yml, with its modules in <directory>/library.
+
+    Its plays are playbooks/prestage.yml's own, up to the subclouds' work (the password play, and
+    the strategy play with its system controller steps, still delegated to the system controller
+    host), then tests/integration/harness/gated.yml's subcloud play in place of the roles. Only
+    the module that reads the system controller is swapped for the harness's sc_release_fixture,
+    which answers facts (default sc_facts()) with no StarlingX system controller (and needs no
+    root: no become).
+    """
+    *plays, _roles = yaml.safe_load((ROOT / "playbooks" / "prestage.yml").read_text())
+    swapped = 0
+    for play in plays:
+        for task in play.get("tasks") or []:
+            if SC_MODULE in task:
+                args = task.pop(SC_MODULE) or {}
+                task.pop("become", None)
+                task[SC_FIXTURE_MODULE] = {**args, "facts": sc_facts() if facts is None else facts}
+                swapped += 1
+    assert swapped, f"playbooks/prestage.yml no longer runs {SC_MODULE}: update the harness"
+    gated = yaml.safe_load((HARNESS / "gated.yml").read_text())
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "gated.yml"
+    path.write_text(yaml.safe_dump(plays + gated, sort_keys=False))
+    shutil.copytree(HARNESS / "library", directory / "library", dirs_exist_ok=True)
+    return path
 
 
 @dataclass
@@ -30,8 +116,6 @@ class Workspace:
     config: Path
     registry: Path
     state_dir: Path
-    feed_dir: Path
-    software_dir: Path
     env: dict[str, str] = field(default_factory=dict)
 
     def run(
@@ -79,11 +163,13 @@ class Workspace:
         change(data)
         self.registry.write_text(yaml.safe_dump(data, sort_keys=False))
 
-    def add_feed(self, release: str) -> None:
-        (self.feed_dir / f"rel-{release}" / "ostree_repo").mkdir(parents=True, exist_ok=True)
+    def write_sc_facts(self, **changes: Any) -> dict[str, Any]:
+        """The system controller's facts, fresh, in the state dir (see write_sc_facts)."""
+        return write_sc_facts(self.state_dir, **changes)
 
-    def add_software(self, release: str) -> None:
-        (self.software_dir / release / "metadata").mkdir(parents=True, exist_ok=True)
+    def gated_playbook(self, facts: dict[str, Any] | None = None) -> Path:
+        """The gated harness playbook for this workspace (see gated_playbook)."""
+        return gated_playbook(self.root / "harness", facts)
 
 
 def wait_for_strategy(
@@ -124,20 +210,20 @@ def tree_digest(paths: Iterable[Path]) -> dict[str, str]:
 
 @pytest.fixture
 def workspace(tmp_path: Path) -> Workspace:
+    from ansible_collections.distcloud.prestage.plugins.plugin_utils import _config  # noqa: PLC0415
+
     inventory = tmp_path / "inventory"
     inventory.mkdir()
     # Loopback addresses instead of the example's documentation ones: a test that starts a real
     # run must never send traffic off this machine.
     registry_text = (ROOT / "inventory" / "registry.yml").read_text()
     (inventory / "registry.yml").write_text(registry_text.replace("192.0.2.", "127.0.2."))
-    feed_dir = tmp_path / "sc" / "feed"
-    software_dir = tmp_path / "sc" / "software"
+    # The example's system controller host, reached with the local connection: the plays of the
+    # gated harness delegate its steps to it (their fixture module runs here); dcprestage reads
+    # its facts from the state dir.
     config = yaml.safe_load((ROOT / "inventory" / "subclouds.yml").read_text())
-    config["system_controller"].update(
-        feed_dir=str(feed_dir),
-        software_dir=str(software_dir),
-        image_list_dir=str(tmp_path / "sc" / "deploy"),
-    )
+    assert config["system_controller"]["host"] == SC_HOST
+    config["system_controller"]["vars"] = dict(_config.SC_DEFAULT_VARS)
     (inventory / "subclouds.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     state_dir = tmp_path / "state"
     env = {
@@ -158,11 +244,7 @@ def workspace(tmp_path: Path) -> Workspace:
         config=inventory / "subclouds.yml",
         registry=inventory / "registry.yml",
         state_dir=state_dir,
-        feed_dir=feed_dir,
-        software_dir=software_dir,
         env=env,
     )
-    ws.add_feed("24.09")
-    ws.add_feed("22.12")
-    ws.add_software("24.09")
+    ws.write_sc_facts()
     return ws

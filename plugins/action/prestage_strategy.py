@@ -13,11 +13,10 @@ from ansible_collections.distcloud.prestage.plugins.module_utils._strategy_args 
     PRESTAGE_STRATEGY_ARGS,
 )
 from ansible_collections.distcloud.prestage.plugins.plugin_utils import _strategy as model
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._checks import release_failure
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._config import (
-    PrestageConfig,
     load_config,
     resolve_config_path,
-    system_controller_settings,
 )
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._errors import PrestageError
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._orchestrator import (
@@ -25,7 +24,11 @@ from ansible_collections.distcloud.prestage.plugins.plugin_utils._orchestrator i
     is_running,
     orchestrator_record,
 )
-from ansible_collections.distcloud.prestage.plugins.plugin_utils._registry import load_registry
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._registry import (
+    Registry,
+    load_registry,
+)
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._sc_query import save_facts
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._store import (
     StateStore,
     run_state_dir,
@@ -54,6 +57,13 @@ class ActionModule(ActionBase):
         return result
 
     def _prepare(self, params: dict[str, Any], task_vars: dict[str, Any]) -> dict[str, Any]:
+        facts = params["sc_facts"]
+        if facts.get("failed") or facts.get("unreachable"):
+            host = params["system_controller_host"] or "the system controller"
+            raise PrestageError(
+                f"Cannot read the system controller ({host}): "
+                f"{' '.join(str(facts.get('msg') or 'no answer').split())}"
+            )
         store = StateStore(run_state_dir(params["state_dir"], task_vars))
         # The play runs in our parent: that process is the orchestrator from now on.
         orchestrator = orchestrator_record(os.getppid(), via="ansible-playbook")
@@ -88,7 +98,14 @@ class ActionModule(ActionBase):
             if params["forks"] is not None:
                 # refused here, before the strategy changes, rather than by the strategy plugin
                 model.check_forks(strategy, params["forks"])
+            # a deployment started on the system controller since create: nothing starts
+            # (STARLINGX.md §5 'SC deploying'), as for every other release rule
+            failure = release_failure(facts, strategy.release, strategy.for_sw_deploy)
+            if failure:
+                raise PrestageError(failure)
             store.save_strategy(strategy)
+        if params["system_controller_host"]:
+            save_facts(store.state_dir, params["system_controller_host"], facts)
         fields = dict(zip(model.STRATEGY_FIELDS, strategy.row(), strict=True))
         return {
             "changed": True,
@@ -102,8 +119,7 @@ class ActionModule(ActionBase):
         }
 
     def _create(self, params: dict[str, Any], store: StateStore) -> model.Strategy:
-        config = self._config(params)
-        registry = load_registry(config.registry_path)
+        registry = self._registry(params)
         request = model.CreateRequest(
             subcloud_apply_type=params["subcloud_apply_type"],
             max_parallel_subclouds=params["max_parallel_subclouds"],
@@ -126,18 +142,18 @@ class ActionModule(ActionBase):
         if request.cloud_name is None:
             # only the play's subclouds: those of a limit, or an AWX job slice's share
             request.only = set(params["hosts"])
-        return model.build_strategy(request, config, registry, store.prestage_statuses())
+        return model.build_strategy(
+            request, params["sc_facts"], registry, store.prestage_statuses()
+        )
 
     @staticmethod
-    def _config(params: dict[str, Any]) -> PrestageConfig:
-        """The inventory's settings as the play has them, else the inventory config's."""
+    def _registry(params: dict[str, Any]) -> Registry:
+        """The registry as the play's inventory has it, else the inventory config's."""
         if params["registry"]:
-            source = params["inventory_config"] or "the inventory"
-            settings = system_controller_settings(
-                params["system_controller"], os.path.dirname(params["registry"]), source
-            )
-            return PrestageConfig(source, params["registry"], settings)
-        return load_config(resolve_config_path(params["inventory_config"]))
+            return load_registry(params["registry"])
+        return load_registry(
+            load_config(resolve_config_path(params["inventory_config"])).registry_path
+        )
 
     @staticmethod
     def _check_same(strategy: model.Strategy, params: dict[str, Any]) -> None:

@@ -17,9 +17,16 @@ description:
     C(subcloud_group_max_parallel_subclouds), C(subcloud_group_id) and
     C(subcloud_group_description) as group variables (prefixed, so they never shadow the
     C(max_parallel_subclouds)/C(subcloud_apply_type) options of C(playbooks/prestage.yml)).
-  - The system controller settings are given to every host as C(prestage_system_controller), and
-    the path of this config as C(prestage_inventory_config), so plays and C(dcprestage) read one
-    configuration.
+  - The system controller is a host of its own (O(system_controller.host), default C(localhost)),
+    the only member of group C(system_controller), with its own connection settings
+    (O(system_controller.vars), variables of that group) - never a subcloud group member, never a
+    play's target, but always there for delegation. An AWX job slice holds only every Nth host,
+    maybe not the system controller; C(playbooks/prestage.yml) adds it to the group again, and
+    the group's variables reach it there too. Every host gets its name as
+    C(prestage_system_controller_host), and the path of this config as
+    C(prestage_inventory_config), so plays and C(dcprestage) read one configuration.
+  - Subcloud hosts get C(ansible_python_interpreter=/usr/bin/python3) unless their C(vars) say
+    otherwise (as dcmanager's own prestage inventory; no interpreter discovery round trip).
   - The config file name must end with C(subclouds.yml) or C(subclouds.yaml).
 extends_documentation_fragment:
   - constructed
@@ -38,28 +45,26 @@ options:
     type: str
   system_controller:
     description:
-      - How the system controller looks. Every key is optional; the defaults are StarlingX's paths.
-      - C(release) is the system controller's own major release (default C(SW_VERSION) of
-        C(build_info), which defaults to C(/etc/build.info)).
-      - C(feed_dir) holds C(rel-<release>/ostree_repo) (default C(/var/www/pages/feed)).
-      - C(software_dir) holds the software metadata of each release (default C(/opt/software)).
-      - C(image_list_dir) holds C(<release>/prestage_images*) lists
-        (default C(/opt/platform/deploy)).
-      - C(registry) is the central registry C(host:port) (default C(registry.central:9001)),
-        C(registry_ca) a CA bundle for it, C(registry_tls_verify) (default true) whether its
-        certificate is verified.
-      - C(docker_min_free_gib) is the free space needed in C(/var/lib/docker) before images are
-        prestaged (default 16).
-      - C(upgrades_metadata) is the system controller's upgrade metadata
-        (default C(/opt/upgrades/metadata.xml)); prestaged releases below the lowest of its
-        C(supported_upgrades) are removed from subclouds. Absent file, nothing is removed.
-      - C(registry_username) and C(registry_password_file) (a file holding the password) are the
-        credential of the central registry, also used for the subclouds' local registry unless
-        the roles are given another one; C(registry_auth_file) is a containers-auth.json whose
-        entries (central registry, C(registry.local:9001)) win over them. Default none.
-      - Relative paths are relative to this config file.
+      - The system controller, an inventory host of its own. Everything it serves for a release is
+        read on it, at StarlingX's paths, and the transfers to subclouds run from it.
+      - C(host) is its inventory name (default C(localhost)).
+      - C(vars) are its variables (those of group C(system_controller)) - its own connection
+        settings, e.g. C(ansible_host),
+        C(ansible_user), C(ansible_ssh_private_key_file), or C(ansible_connection=local) when
+        Ansible runs on the system controller itself (the default for C(localhost)). Secrets
+        (its become password) belong in a vault or an AWX credential, not here; a Jinja
+        expression such as C({{ lookup('env', 'VAR') }}) is kept as is and resolved when used.
     type: dict
     default: {}
+    suboptions:
+      host:
+        description: Inventory name of the system controller.
+        type: str
+        default: localhost
+      vars:
+        description:
+          - Its variables (connection settings), kept as variables of group C(system_controller).
+        type: dict
 """
 
 EXAMPLES = r"""
@@ -67,7 +72,11 @@ EXAMPLES = r"""
 plugin: distcloud.prestage.subclouds
 registry: registry.yml
 system_controller:
-  release: "24.09"
+  host: system-controller
+  vars:
+    ansible_host: 192.0.2.2
+    ansible_user: sysadmin
+    ansible_ssh_private_key_file: ~/.ssh/id_ed25519
 # Extra groups by release and system mode, as with any constructable inventory plugin
 keyed_groups:
   - key: subcloud_software_version
@@ -90,6 +99,7 @@ from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructa
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._config import (  # noqa: E402
     CONFIG_SUFFIXES,
     PLUGIN_NAME,
+    SC_GROUP,
     config_from_options,
 )
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._errors import (  # noqa: E402
@@ -100,6 +110,10 @@ from ansible_collections.distcloud.prestage.plugins.plugin_utils._registry impor
 )
 
 SUBCLOUD_USER = "sysadmin"
+SC_NO_PASSWORDS = {"ansible_password": "", "ansible_become_password": ""}
+# StarlingX's python3; dcmanager's prestage inventory sets the same (DC:dcmanager/common/utils.py:
+# 447-478), so no interpreter discovery runs.
+SUBCLOUD_PYTHON = "/usr/bin/python3"
 
 
 class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
@@ -141,10 +155,18 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
             registry = load_registry(config.registry_path)
         except PrestageError as exc:
             raise AnsibleParserError(str(exc)) from None
+        if registry.find_subcloud(config.system_controller.host) is not None:
+            raise AnsibleParserError(
+                f"Invalid inventory config {path}: subcloud {config.system_controller.host} has "
+                "the name of the system controller host (system_controller.host)"
+            )
         return {
             "config": os.path.abspath(path),
             "registry": config.registry_path,
-            "system_controller": config.system_controller,
+            "system_controller": {
+                "host": config.system_controller.host,
+                "vars": config.system_controller.vars,
+            },
             "groups": [
                 {
                     "name": g.name,
@@ -165,6 +187,9 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                         **s.vars,
                         "ansible_host": s.vars.get("ansible_host", s.oam_floating_address),
                         "ansible_user": s.vars.get("ansible_user", SUBCLOUD_USER),
+                        "ansible_python_interpreter": s.vars.get(
+                            "ansible_python_interpreter", SUBCLOUD_PYTHON
+                        ),
                         "subcloud_id": s.id,
                         "subcloud_group": registry.group_of(s).name,
                         "subcloud_oam_floating_address": s.oam_floating_address,
@@ -183,13 +208,22 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
     def _populate(self, data: dict[str, Any]) -> None:
         inventory = self.inventory
-        inventory.set_variable("all", "prestage_system_controller", data["system_controller"])
+        sc = data["system_controller"]
+        inventory.set_variable("all", "prestage_system_controller_host", sc["host"])
         inventory.set_variable("all", "prestage_inventory_config", data["config"])
         inventory.set_variable("all", "prestage_registry", data["registry"])
         for group in data["groups"]:
             name = inventory.add_group(group["name"])
             for key, value in group["vars"].items():
                 inventory.set_variable(name, key, value)
+        inventory.add_group(SC_GROUP)
+        inventory.add_host(sc["host"], group=SC_GROUP)
+        # its own credentials or none: never the subclouds' password that -k/-K or the prestage
+        # strategy give the play (host_vars, a vault or an AWX credential set its own). Variables
+        # of its group, not of the host: an AWX job slice without the host still has the group
+        # and its variables, and the playbook adds the host to it again.
+        for key, value in {**SC_NO_PASSWORDS, **sc["vars"]}.items():
+            inventory.set_variable(SC_GROUP, key, value)
         strict = self.get_option("strict")
         for host in data["hosts"]:
             name = host["name"]

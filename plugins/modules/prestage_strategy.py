@@ -29,15 +29,21 @@ options:
     type: path
   registry:
     description:
-      - The subcloud registry, as the inventory plugin gives it to plays (C(prestage_registry)).
-      - With I(system_controller), used instead of reading I(inventory_config) again - the way an
-        AWX job works, whose inventory was synced from the config by an inventory source.
+      - The subcloud registry, as the inventory plugin gives it to plays (C(prestage_registry)),
+        used instead of reading I(inventory_config) again - the way an AWX job works, whose
+        inventory was synced from the config by an inventory source.
     type: path
-  system_controller:
+  sc_facts:
     description:
-      - The system controller settings, as the inventory plugin gives them to plays
-        (C(prestage_system_controller)); used with I(registry).
+      - What the system controller said about itself, the registered result of
+        M(distcloud.prestage.sc_release_info) run on it. The release rules of a create and the
+        refusal while the system controller deploys software are judged on it; it is kept in the
+        state dir for C(dcprestage) commands that follow soon after.
     type: dict
+    required: true
+  system_controller_host:
+    description: The system controller's inventory name (C(prestage_system_controller_host)).
+    type: str
   state_dir:
     description:
       - The state dir; default C($DCPRESTAGE_STATE_DIR), else the XDG state home's

@@ -8,15 +8,13 @@ step's precheck starts, so a subcloud that changed in between is judged by the s
 
 from __future__ import annotations
 
-import os
+from typing import Any
 
 from ansible_collections.distcloud.prestage.plugins.module_utils._release import (
     MIN_SW_DEPLOY_RELEASE,
     compare_releases,
     major_of,
 )
-from ansible_collections.distcloud.prestage.plugins.plugin_utils._config import PrestageConfig
-from ansible_collections.distcloud.prestage.plugins.plugin_utils._errors import PrestageError
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._registry import Subcloud
 
 PRESTAGE_STATUS_PRESTAGING = "prestaging"
@@ -33,7 +31,9 @@ TRANSIENT_DEPLOY_STATUSES = frozenset(
         "migrating", "prestaging",
     }
 )  # fmt: skip
-DEPLOY_STATUS_DONE = "complete"
+# DC:dcmanager/common/prestage.py:87-99: a sw-deploy strategy that failed may have failed for want
+# of a prestage, so that state passes too.
+DEPLOY_STATUSES_ALLOWED = frozenset({"complete", "sw-deploy-apply-strategy-failed"})
 
 
 def transient_reason(name: str, field: str, value: str) -> str:
@@ -55,7 +55,7 @@ def initial_skip_reason(subcloud: Subcloud, prestage_status: str | None) -> str 
         return transient_reason(subcloud.name, "backup_status", str(subcloud.backup_status))
     if subcloud.deploy_status in TRANSIENT_DEPLOY_STATUSES:
         return transient_reason(subcloud.name, "deploy_status", subcloud.deploy_status)
-    if subcloud.deploy_status != DEPLOY_STATUS_DONE:
+    if subcloud.deploy_status not in DEPLOY_STATUSES_ALLOWED:
         return "Prestage operation is not allowed when subcloud deploy is in progress."
     return None
 
@@ -72,19 +72,78 @@ def subcloud_release_failure(
     return None
 
 
-def check_release_on_system_controller(
-    config: PrestageConfig, release: str, for_sw_deploy: bool
-) -> None:
-    """PrestageError unless the system controller can serve release for this prestage type."""
-    not_imported = f"Specified release is not supported. {release} version must first be imported"
-    own = release == config.sc_release
+# The release rules of STARLINGX.md §5, judged on what the system controller said about itself
+# (plugins/modules/sc_release_info.py), in dcmanager's words.
+MSG_NOT_READY = "The requested release is not ready to be installed."
+MSG_SW_DEPLOY_UNSUPPORTED = (
+    "The requested software version is not supported, cannot prestage for software deploy."
+)
+MSG_SW_DEPLOY_NOT_DEPLOYED = (
+    "The requested software version not found or not deployed in the system controller, cannot "
+    "prestage for software deploy."
+)
+MSG_SC_DEPLOYING = (
+    "Prestage operations are not allowed while system controller has a software deployment in "
+    "progress."
+)
+# USM states from which a release can be installed (DC:dcmanager/common/utils.py:1596-1630)
+READY_STATES = frozenset({"available", "deployed", "unavailable"})
+
+
+def release_failure(facts: dict[str, Any], release: str, for_sw_deploy: bool) -> str | None:
+    """Why the system controller cannot serve release for this prestage (one line), or None.
+
+    facts are sc_release_info's. The rules: DC:dcmanager/common/utils.py:2208-2231 (format, done by
+    the caller), 2152-2205 and 2285-2313 (supported upgrades, for install), 1709-1725 (for software
+    deployment: 24.09 or later, deployed on the system controller - any state when older than
+    it), 1596-1630 and 1735-1740 (ready to be installed), 2679-2689 (no deployment in progress),
+    in the order a strategy's creation meets them (sw_update_strategy.py:527-534).
+    """
+    sc_release = str(facts.get("sc_release") or "")
+    releases = facts.get("software_releases") or []
+    if not for_sw_deploy and release != sc_release:
+        # get_sw_version aborts at once (utils.py:2152-2205), before the strategy's deployment
+        # check (DC:dcmanager/api/controllers/v1/sw_update_strategy.py:527-534)
+        supported = facts.get("supported_upgrades")
+        if supported is None:
+            return str(
+                facts.get("upgrades_error") or "Error: unable to validate the release version."
+            )
+        if release not in supported:
+            return (
+                "Error: invalid release version parameter. "
+                f"{release} is not a supported release version ({','.join(supported)})"
+            )
+    if facts.get("deployment_in_progress"):
+        return MSG_SC_DEPLOYING
     if for_sw_deploy:
         if compare_releases(release, MIN_SW_DEPLOY_RELEASE) < 0:
-            raise PrestageError(
-                f"Prestage for software deployment is not supported for release {release}: "
-                f"it requires release {MIN_SW_DEPLOY_RELEASE} or later."
-            )
-        if not own and not os.path.isdir(config.software_release_dir(release)):
-            raise PrestageError(not_imported)
-    elif not own and not os.path.isdir(config.feed_release_dir(release)):
-        raise PrestageError(not_imported)
+            return MSG_SW_DEPLOY_UNSUPPORTED
+        any_state = compare_releases(release, sc_release) < 0
+        installed = {
+            major_of(r.get("sw_version", ""))
+            for r in releases
+            if any_state or r.get("state") == "deployed"
+        }
+        if release not in installed:
+            return MSG_SW_DEPLOY_NOT_DEPLOYED
+    elif release != sc_release and not any(
+        major_of(r.get("sw_version", "")) == release and r.get("state") in READY_STATES
+        for r in releases
+    ):
+        return MSG_NOT_READY
+    return None
+
+
+def minimum_release_failure(facts: dict[str, Any], release: str) -> str | None:
+    """The prestage playbook's own minimum rule (PR:prepare-env/tasks/main.yml:17-26), or why the
+    minimum cannot be read."""
+    minimum = facts.get("min_supported_release")
+    if not minimum:
+        return str(facts.get("upgrades_error") or "Error: unable to validate the release version.")
+    if compare_releases(release, minimum) < 0:
+        return (
+            f"The specified software major release {release} is not supported. Minimum supported "
+            f"release versions for prestage: {minimum}"
+        )
+    return None

@@ -2,21 +2,21 @@
 # Apache License 2.0 (see LICENSE)
 """The one configuration source: the inventory plugin's config file.
 
-It says where the subcloud registry is and how the system controller looks (its release, where
-its release feeds, software metadata, image lists and central registry are). The inventory plugin
-hands these settings to plays; `dcprestage` reads the same file. Defaults are StarlingX's paths.
+It says where the subcloud registry is and which inventory host is the system controller, with
+its connection settings (SPEC §9: the system controller is a managed host; everything it serves
+is read on it, at StarlingX's own paths). The inventory plugin hands these settings to plays;
+`dcprestage` reads the same file.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
-from ansible_collections.distcloud.prestage.plugins.module_utils._release import is_major_release
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._errors import PrestageError
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._files import read_text
 
@@ -25,105 +25,65 @@ CONFIG_SUFFIXES = ("subclouds.yml", "subclouds.yaml")
 DEFAULT_CONFIG_PATH = os.path.join("inventory", "subclouds.yml")
 # The registry of a config that names none (an AWX inventory source's source variable).
 REGISTRY_ENV = "DCPRESTAGE_REGISTRY"
-
-# StarlingX's own locations on a system controller; the lab and tests override them.
-SYSTEM_CONTROLLER_DEFAULTS: dict[str, Any] = {
-    "release": None,  # None: SW_VERSION of build_info
-    "build_info": "/etc/build.info",
-    "feed_dir": "/var/www/pages/feed",
-    "software_dir": "/opt/software",
-    "image_list_dir": "/opt/platform/deploy",
-    "registry": "registry.central:9001",
-    "registry_ca": None,
-    "registry_tls_verify": True,
-    "docker_min_free_gib": 16,
-    # supported_upgrades of this file: prestaged releases below the lowest one are removed
-    "upgrades_metadata": "/opt/upgrades/metadata.xml",
-    # credential of the central registry (and, by default, of the subclouds' local registry)
-    "registry_username": None,
-    "registry_password_file": None,
-    "registry_auth_file": None,  # containers-auth.json; its entries win over the two above
+# The inventory group of the system controller: never a subcloud group, never a play's target.
+SC_GROUP = "system_controller"
+# Default: the controller is the system controller (Ansible runs on it).
+SC_DEFAULT_HOST = "localhost"
+SC_DEFAULT_VARS: dict[str, Any] = {
+    "ansible_connection": "local",
+    "ansible_python_interpreter": "{{ ansible_playbook_python }}",
 }
-_PATH_KEYS = (
-    "build_info", "feed_dir", "software_dir", "image_list_dir", "registry_ca",
-    "upgrades_metadata", "registry_password_file", "registry_auth_file",
-)  # fmt: skip
-_SW_VERSION = re.compile(r"""^SW_VERSION\s*=\s*["']?([^"'\s]+)["']?\s*$""", re.MULTILINE)
+_SC_KEYS = ("host", "vars")
+# An Ansible host name: what an inventory accepts and a shell or a log line cannot misread.
+_HOST_NAME = re.compile(r"\A[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}\Z")
 
 
-def system_controller_settings(raw: Any, base_dir: str, source: str) -> dict[str, Any]:
-    """Defaults merged with the config's `system_controller` mapping, paths made absolute."""
+@dataclass(frozen=True)
+class SystemController:
+    """The system controller as an inventory host: its name and its own connection settings
+    (never assumed to be the subclouds' sysadmin credentials)."""
+
+    host: str = SC_DEFAULT_HOST
+    vars: dict[str, Any] = field(default_factory=lambda: dict(SC_DEFAULT_VARS))
+
+
+def system_controller_settings(raw: Any, source: str) -> SystemController:
+    """The config's `system_controller` mapping, checked; defaults when absent."""
     if raw is None:
-        raw = {}
+        return SystemController()
     if not isinstance(raw, dict):
         raise PrestageError(
             f"Invalid inventory config {source}: system_controller must be a mapping"
         )
-    settings = dict(SYSTEM_CONTROLLER_DEFAULTS)
-    settings.update(raw)
-    release = settings["release"]
-    if release is not None and not is_major_release(release):
+    unknown = sorted(str(key) for key in raw if key not in _SC_KEYS)
+    if unknown:
         raise PrestageError(
-            f"Invalid inventory config {source}: system_controller.release must be a quoted "
-            f"MM.mm release (got {release!r})"
+            f"Invalid inventory config {source}: unknown system_controller setting(s) "
+            f"{', '.join(unknown)} (known: {', '.join(_SC_KEYS)}; the system controller's paths "
+            "are StarlingX's own)"
         )
-    for key in _PATH_KEYS:
-        value = settings.get(key)
-        if value is None:
-            continue
-        if not isinstance(value, str):
-            raise PrestageError(
-                f"Invalid inventory config {source}: system_controller.{key} must be a path"
-            )
-        settings[key] = os.path.normpath(os.path.join(base_dir, os.path.expanduser(value)))
-    if not isinstance(settings["registry_tls_verify"], bool):
+    host = raw.get("host", SC_DEFAULT_HOST)
+    if not isinstance(host, str) or not _HOST_NAME.match(host):
         raise PrestageError(
-            f"Invalid inventory config {source}: system_controller.registry_tls_verify must be "
-            "true or false"
+            f"Invalid inventory config {source}: system_controller.host must be a host name "
+            f"(got {host!r})"
         )
-    threshold = settings["docker_min_free_gib"]
-    if isinstance(threshold, bool) or not isinstance(threshold, int | float) or threshold < 0:
+    host_vars = raw.get("vars")
+    if host_vars is None:
+        host_vars = dict(SC_DEFAULT_VARS) if host == SC_DEFAULT_HOST else {}
+    if not isinstance(host_vars, dict) or not all(isinstance(k, str) for k in host_vars):
         raise PrestageError(
-            f"Invalid inventory config {source}: system_controller.docker_min_free_gib must be "
-            "a non-negative number"
+            f"Invalid inventory config {source}: system_controller.vars must be a mapping of "
+            "host variables"
         )
-    return settings
-
-
-def build_info_release(path: str) -> str | None:
-    """SW_VERSION from a StarlingX build.info file, or None."""
-    try:
-        text = read_text(path)
-    except PrestageError:
-        return None
-    match = _SW_VERSION.search(text or "")
-    return match.group(1) if match else None
+    return SystemController(host, dict(host_vars))
 
 
 @dataclass
 class PrestageConfig:
     path: str
     registry_path: str
-    system_controller: dict[str, Any]
-
-    @property
-    def sc_release(self) -> str:
-        """The system controller's own release: configured, else its build.info."""
-        release = self.system_controller.get("release") or build_info_release(
-            self.system_controller["build_info"]
-        )
-        if not release or not is_major_release(release):
-            raise PrestageError(
-                "Cannot tell the system controller's release: set system_controller.release in "
-                f"{self.path}"
-            )
-        return release
-
-    def feed_release_dir(self, release: str) -> str:
-        return os.path.join(self.system_controller["feed_dir"], f"rel-{release}")
-
-    def software_release_dir(self, release: str) -> str:
-        return os.path.join(self.system_controller["software_dir"], release)
+    system_controller: SystemController
 
 
 def resolve_config_path(explicit: str | None) -> str:
@@ -173,5 +133,6 @@ def config_from_options(
             f"(or ${REGISTRY_ENV})"
         )
     registry_path = os.path.normpath(os.path.join(base_dir, os.path.expanduser(registry)))
-    settings = system_controller_settings(system_controller, base_dir, source)
-    return PrestageConfig(source, registry_path, settings)
+    return PrestageConfig(
+        source, registry_path, system_controller_settings(system_controller, source)
+    )

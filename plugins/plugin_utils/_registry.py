@@ -57,8 +57,9 @@ MAX_GROUP_NAME_LEN = 255
 MAX_GROUP_DESCRIPTION_LEN = 255
 # Characters dcmanager refuses in group names (they would read as a pattern).
 _GROUP_NAME_FORBIDDEN = set(".*+?|()[]{}^$")
-# Ansible's own group names; a subcloud group of that name would merge into them.
-_ANSIBLE_RESERVED_GROUPS = ("all", "ungrouped")
+# Ansible's own group names, and the system controller's group (plugin_utils/_config.py
+# SC_GROUP); a subcloud group of that name would merge into them.
+_ANSIBLE_RESERVED_GROUPS = ("all", "ungrouped", "system_controller")
 
 MANAGEMENT_STATES = ("managed", "unmanaged")
 AVAILABILITY_STATES = ("online", "offline")

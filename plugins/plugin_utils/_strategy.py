@@ -18,11 +18,10 @@ from ansible_collections.distcloud.prestage.plugins.module_utils._release import
     is_major_release,
 )
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._checks import (
-    check_release_on_system_controller,
     initial_skip_reason,
+    release_failure,
     subcloud_release_failure,
 )
-from ansible_collections.distcloud.prestage.plugins.plugin_utils._config import PrestageConfig
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._errors import (
     NotFoundError,
     PrestageError,
@@ -445,18 +444,23 @@ def validate_request(request: CreateRequest) -> None:
 
 def build_strategy(
     request: CreateRequest,
-    config: PrestageConfig,
+    sc_facts: dict[str, Any],
     registry: Registry,
     prestage_statuses: dict[str, str | None],
     created_at: str | None = None,
 ) -> Strategy:
     """The strategy `create` makes from the request, or PrestageError saying why there is none.
 
+    sc_facts are what the system controller said about itself (plugins/modules/sc_release_info.py);
     prestage_statuses maps subcloud names to their observed prestage_status (transient-state check).
     """
     validate_request(request)
-    release = request.release or config.sc_release
-    check_release_on_system_controller(config, release, request.for_sw_deploy)
+    release = request.release or str(sc_facts.get("sc_release") or "")
+    if not release:
+        raise PrestageError("Cannot tell the system controller's release")
+    failure = release_failure(sc_facts, release, request.for_sw_deploy)
+    if failure:
+        raise PrestageError(failure)
     created_at = created_at or now()
 
     if request.cloud_name is not None:  # "" is a subcloud name that does not exist, not "all"

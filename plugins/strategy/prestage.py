@@ -29,7 +29,9 @@ description:
   - The sysadmin password is the connection password (C(-k), an AWX Machine credential), else
     the extra var C(sysadmin_password), else a connection password variable of the first host
     (C(ansible_password), C(ansible_become_password), ...), else dcmanager's prompt, with
-    confirmation, when Ansible runs on a terminal.
+    confirmation, when Ansible runs on a terminal. The play's hosts get it as the variable
+    C(prestage_sysadmin_password), which the roles hand to the system controller for its pushes
+    to the subclouds (the system controller's own login is its own).
 notes:
   - Ansible needs at least as many forks as the largest window (C(--forks)).
 """
@@ -62,6 +64,7 @@ from ansible_collections.distcloud.prestage.plugins.plugin_utils._window import 
 display = Display()
 STATE_CALLBACK = "distcloud.prestage.prestage_state"
 PASSWORD_ONLY_VAR = "prestage_password_only"
+SYSADMIN_PASSWORD_VAR = "prestage_sysadmin_password"
 CONNECTION_PASSWORD_VARS = (
     "ansible_password", "ansible_ssh_pass", "ansible_become_password", "ansible_become_pass",
 )  # fmt: skip
@@ -125,6 +128,10 @@ class CoreAccess:
             play=iterator._play, host=self.host(name), _hosts=strategy._hosts_cache,
             _hosts_all=strategy._hosts_cache_all,
         )  # fmt: skip
+
+    def set_host_var(self, name: str, key: str, value: Any) -> None:
+        """A host variable for the rest of the run (not written anywhere)."""
+        self.host(name).set_variable(key, value)
 
     def run_error(self) -> int:
         return self.tqm.RUN_ERROR
@@ -224,3 +231,7 @@ class StrategyModule(FreeStrategyModule):
                 raise AnsibleError(str(exc)) from None
         play_context.password = play_context.password or str(password)
         play_context.become_pass = play_context.become_pass or str(password)
+        # the system controller pushes content to the subclouds: their roles hand it this
+        # password (no_log arguments of a task delegated to it), never the SC's own login
+        for name in self._core.play_hosts():
+            self._core.set_host_var(name, SYSADMIN_PASSWORD_VAR, str(password))

@@ -22,6 +22,9 @@ from ansible_collections.distcloud.prestage.plugins.plugin_utils._registry impor
     Registry,
     load_registry,
 )
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._sc_query import (
+    system_controller_facts,
+)
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._store import (
     StateStore,
     resolve_state_dir,
@@ -46,6 +49,11 @@ class Context:
     @functools.cached_property
     def store(self) -> StateStore:
         return StateStore(resolve_state_dir(self._state_dir))
+
+    @functools.cached_property
+    def sc_facts(self) -> dict[str, Any]:
+        """What the system controller says about itself (read on it, or kept by a recent run)."""
+        return system_controller_facts(self.config, self.store.state_dir)
 
 
 def one_line_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

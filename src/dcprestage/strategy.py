@@ -107,14 +107,14 @@ class CreateStrategy(ShowCommand):
         # Everything that can fail is checked before the password is asked for.
         if store.load_strategy() is not None:
             raise PrestageError(model.MSG_EXISTS)
-        model.build_strategy(request, ctx.config, ctx.registry, store.prestage_statuses())
+        model.build_strategy(request, ctx.sc_facts, ctx.registry, store.prestage_statuses())
         password = sysadmin_password(parsed_args.sysadmin_password)
         with store.locked():
             # Another create may have won while the password was typed.
             if store.load_strategy() is not None:
                 raise PrestageError(model.MSG_EXISTS)
             strategy = model.build_strategy(
-                request, ctx.config, ctx.registry, store.prestage_statuses()
+                request, ctx.sc_facts, ctx.registry, store.prestage_statuses()
             )
             store.save_secret(password)
             try:

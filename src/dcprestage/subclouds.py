@@ -295,11 +295,11 @@ class PrestageSubcloud(ShowCommand):
         store = ctx.store
         run_store = StateStore(os.path.join(store.state_dir, ONE_SUBCLOUD_DIR, name))
         # every check first: any skip or failure reason is an error here
-        model.build_strategy(request, ctx.config, ctx.registry, _live_statuses(store, run_store))
+        model.build_strategy(request, ctx.sc_facts, ctx.registry, _live_statuses(store, run_store))
         password = sysadmin_password(parsed_args.sysadmin_password)
         with store.locked(), run_store.locked():
             strategy = model.build_strategy(
-                request, ctx.config, ctx.registry, _live_statuses(store, run_store)
+                request, ctx.sc_facts, ctx.registry, _live_statuses(store, run_store)
             )
             model.apply(strategy, {})
             pid = launcher.start(

@@ -2,10 +2,12 @@
 
 In-process runs go through `dcprestage.main.main(argv)` exactly as the console script does, with
 stdout/stderr captured the way a terminal with a UTF-8 locale would take them (stdout strict,
-stderr backslashreplace), the environment set per run, and two things a test must not trigger
-replaced: the detached orchestrator start (it would run ansible-playbook) and the terminal
-password prompt. Every exception that reaches cliff (which would print it as one line, hiding a
-crash) is recorded, so a test can tell a clear PrestageError from an internal error.
+stderr backslashreplace), the environment set per run, and three things a test must not trigger
+replaced: the detached orchestrator start (it would run ansible-playbook), the terminal password
+prompt, and the query of the system controller where no recent run kept its facts (it would run
+ansible; a system controller answering tests.conftest.sc_facts stands in). Every exception that
+reaches cliff (which would print it as one line, hiding a crash) is recorded, so a test can tell a
+clear PrestageError from an internal error.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ansible_collections.distcloud.prestage.plugins.plugin_utils import _sc_query
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._errors import PrestageError
 from dcprestage import _launcher as launcher
 from dcprestage import main as cli
+from tests.conftest import sc_facts
 
 VENV_BIN = Path(sys.executable).parent
 DCPRESTAGE = str(VENV_BIN / "dcprestage")
@@ -107,6 +111,10 @@ def _fake_start(*args: Any, **kwargs: Any) -> int:
     return DEAD_PID
 
 
+def _fake_query(config: Any) -> dict[str, Any]:
+    return sc_facts()
+
+
 class _RecordingApp(cli.DcPrestageApp):
     NAME = "dcprestage"  # cliff takes it from sys.argv[0] at import: here that is pytest's
     caught: list[BaseException]
@@ -126,11 +134,12 @@ def run_in_process(argv: list[str], env: dict[str, str], cwd: Path) -> Outcome:
     )
     caught: list[BaseException] = []
     _RecordingApp.caught = caught
-    saved = (cli.DcPrestageApp, launcher.start, getpass.getpass, os.getcwd())
+    saved = (cli.DcPrestageApp, launcher.start, getpass.getpass, _sc_query.query, os.getcwd())
     try:
         cli.DcPrestageApp = _RecordingApp  # type: ignore[misc]
         launcher.start = _fake_start  # type: ignore[assignment]
         getpass.getpass = _no_prompt
+        _sc_query.query = _fake_query
         os.chdir(cwd)
         with (
             _environment(env),
@@ -151,7 +160,8 @@ def run_in_process(argv: list[str], env: dict[str, str], cwd: Path) -> Outcome:
                 sys.stdin, sys.argv[0] = saved_stdin, saved_argv0
     finally:
         cli.DcPrestageApp, launcher.start, getpass.getpass = saved[:3]  # type: ignore[misc]
-        os.chdir(saved[3])
+        _sc_query.query = saved[3]
+        os.chdir(saved[4])
     stdout.flush()
     stderr.flush()
     return Outcome(

@@ -1,8 +1,8 @@
 """A scratch control plane for fuzzing, and the states a state dir can be in.
 
-One World per test (the example inventory with loopback addresses, system controller feeds, a
-state dir); `reset` puts it into a chosen state before each example, so thousands of examples
-share one directory tree without one example leaking into the next.
+One World per test (the example inventory with loopback addresses, a state dir holding what the
+system controller said about itself); `reset` puts it into a chosen state before each example, so
+thousands of examples share one directory tree without one example leaking into the next.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from ansible_collections.distcloud.prestage.plugins.plugin_utils import _strateg
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._config import load_config
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._registry import load_registry
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._store import SCHEMA
+from tests.conftest import sc_facts, write_sc_facts
 from tests.fuzz._harness import DEAD_PID, base_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,8 +29,8 @@ CREATED_AT = "2026-01-01 00:00:00.000000"
 
 # What the state dir holds before an example runs.
 STATES = (
-    "none",  # no state dir at all
-    "empty",  # the dir, nothing in it
+    "none",  # no state dir at all (nor the system controller's facts)
+    "empty",  # the dir, nothing in it but the system controller's facts
     "initial",
     "applying",  # its orchestrator is gone (a crash)
     "abort requested",
@@ -70,14 +71,17 @@ class World:
         return base_env(self.root, values)
 
     def reset(self, state: str, registry_text: str | None = None) -> None:
-        """Registry back to its text, the state dir into state, cwd and home emptied."""
+        """Registry back to its text, the state dir into state, cwd and home emptied.
+
+        Every state but "none" holds the system controller's facts as a run that just read them
+        keeps them (fresh at each reset: a test outlives FACTS_TTL)."""
         self.registry.write_text(self.registry_text if registry_text is None else registry_text)
         for path in (self.state_dir, self.cwd, self.root / "home"):
             shutil.rmtree(path, ignore_errors=True)
         self.cwd.mkdir()
         if state == "none":
             return
-        self.state_dir.mkdir(mode=0o700)
+        write_sc_facts(self.state_dir)
         if state in self.strategies:
             (self.state_dir / "strategy.json").write_text(self.strategies[state])
         elif state == "corrupt":
@@ -103,17 +107,11 @@ def make_world(root: Path) -> World:
         (ROOT / "inventory" / "registry.yml").read_text().replace("192.0.2.", "127.0.2.")
     )
     (inventory / "registry.yml").write_text(registry_text)
+    # the example's system controller, at a loopback address where nothing listens: a real
+    # process that must ask it (no facts kept) gets a quick, clean refusal
     config = yaml.safe_load((ROOT / "inventory" / "subclouds.yml").read_text())
-    sc = root / "sc"
-    config["system_controller"].update(
-        feed_dir=str(sc / "feed"),
-        software_dir=str(sc / "software"),
-        image_list_dir=str(sc / "deploy"),
-    )
+    config["system_controller"]["vars"].update(ansible_host="127.0.2.2", ansible_port=1)
     (inventory / "subclouds.yml").write_text(yaml.safe_dump(config, sort_keys=False))
-    for release in ("24.09", "22.12"):
-        (sc / "feed" / f"rel-{release}" / "ostree_repo").mkdir(parents=True)
-    (sc / "software" / "24.09" / "metadata").mkdir(parents=True)
     world = World(
         root=root,
         config=inventory / "subclouds.yml",
@@ -131,10 +129,9 @@ def make_world(root: Path) -> World:
 
 def strategy_in(world: World, state: str) -> model.Strategy:
     """A real strategy (the Edge_Serial group) brought into state by the model's transitions."""
-    config = load_config(str(world.config))
-    registry = load_registry(config.registry_path)
+    registry = load_registry(load_config(str(world.config)).registry_path)
     request = model.CreateRequest(group="First_10_Subclouds")
-    strategy = model.build_strategy(request, config, registry, {}, created_at=CREATED_AT)
+    strategy = model.build_strategy(request, sc_facts(), registry, {}, created_at=CREATED_AT)
     if state == model.INITIAL:
         return strategy
     gone = {"pid": DEAD_PID, "start-ticks": 1, "host": socket.gethostname(), "via": "fuzz"}

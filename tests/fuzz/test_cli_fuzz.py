@@ -93,7 +93,8 @@ assert set(COMMAND_OPTIONS) >= MUTATING, "a mutating command was renamed"
 
 SUBCLOUDS = [f"subcloud{i}" for i in range(1, 25)]
 GROUP_REFS = ["Default", "First_10_Subclouds", "Edge_Serial", "1", "2", "3", "4", "0", "99"]
-RELEASES = ["24.09", "22.12", "23.09", "21.12", "24.9", "24.09.1", "2409", ""]
+# the system controller's (25.09), the one it upgrades from, others, malformed ones
+RELEASES = ["25.09", "24.09", "22.12", "26.03", "21.12", "24.9", "24.09.1", "2409", ""]
 COLUMNS = [
     "id", "name", "state", "cloud", "stage", "details", "description", "group_name",
     "strategy type", "prestage status", "max parallel subclouds", "update apply type",
@@ -342,7 +343,7 @@ def test_reading_commands_print_what_the_files_say(
     ),
     apply_type=st.sampled_from([None, "parallel", "serial"]),
     max_parallel=st.one_of(st.none(), st.integers(1, 250)),
-    release=st.sampled_from([None, "24.09", "22.12"]),
+    release=st.sampled_from([None, "25.09", "24.09"]),
     kind=st.sampled_from([None, "--for-install", "--for-sw-deploy"]),
     stop_on_failure=st.booleans(),
 )
@@ -378,7 +379,7 @@ def test_create_makes_the_strategy_it_prints(  # noqa: PLR0917 - one argument pe
     printed = json.loads(outcome.out)
     saved = StateStore(str(world.state_dir)).require_strategy()
     assert printed["state"] == saved.state == "initial"
-    assert printed["prestage software version"] == saved.release == (release or "24.09")
+    assert printed["prestage software version"] == saved.release == (release or "25.09")
     assert printed["stop on failure"] is saved.stop_on_failure is stop_on_failure
     assert saved.for_sw_deploy is (kind == "--for-sw-deploy")
     clouds = [step.cloud for step in saved.steps]

@@ -2,8 +2,9 @@
 ansible-playbook with the prestage strategy and callback plugins); `show`, `strategy-step list`
 and `abort` work while it runs; a killed orchestrator is resumed by `apply`.
 
-The subclouds' work is the gated harness (tests/integration/harness/gated.yml): each subcloud waits
-for a gate file the test creates, so every assertion is about an observed state, never a delay.
+The run is the gated harness (tests/conftest.py gated_playbook: the real first plays of
+playbooks/prestage.yml, the system controller's facts from a fixture module; each subcloud waits
+for a gate file the test creates), so every assertion is about an observed state, never a delay.
 Runs against lab subclouds with the real roles are in tests/integration/orchestration/.
 """
 
@@ -18,9 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, Workspace, wait_for_strategy
+from tests.conftest import Workspace, wait_for_strategy
 
-HARNESS = ROOT / "tests" / "integration" / "harness"
+# Also run on every supported ansible-core (scripts/core-matrix):
+# the strategy and callback plugins through ansible-runner and ansible-playbook.
+pytestmark = pytest.mark.core_matrix
+
 PASSWORD = "Apply-Test-Pw-5150"
 
 
@@ -55,9 +59,8 @@ def gated(workspace: Workspace, tmp_path: Path):
     gates = tmp_path / "gates"
     gates.mkdir()
     workspace.env.update(
-        DCPRESTAGE_PLAYBOOK=str(HARNESS / "gated.yml"),
+        DCPRESTAGE_PLAYBOOK=str(workspace.gated_playbook()),
         DCPRESTAGE_TEST_GATES=str(gates),
-        ANSIBLE_LIBRARY=str(HARNESS / "library"),
         DCPRESTAGE_SYSADMIN_PASSWORD=PASSWORD,
     )
     harness = Gated(workspace, gates)
@@ -116,7 +119,7 @@ def test_apply_runs_detached_with_a_sliding_window(gated: Gated) -> None:
         r["name"]: r["prestage status"] for r in statuses if r["name"] in trio
     } == dict.fromkeys(trio, "complete")
     shown = ws.table("subcloud", "show", "subcloud2")
-    assert shown["prestage_versions"] == "for-install: 24.09 - for-sw-deploy: None"
+    assert shown["prestage_versions"] == "for-install: 25.09 - for-sw-deploy: None"
 
 
 def test_abort_while_running_lets_running_steps_finish(gated: Gated) -> None:
@@ -241,7 +244,7 @@ def _alive(pid: int) -> bool:
 
 def test_subcloud_prestage_runs_one_subcloud_in_the_background(gated: Gated) -> None:
     ws = gated.ws
-    shown = ws.table("subcloud", "prestage", "subcloud7", "--release", "22.12")
+    shown = ws.table("subcloud", "prestage", "subcloud7", "--release", "24.09")
     assert shown["prestage_status"] == "prestaging"
     # a second request while it runs is refused, as dcmanager refuses it
     assert ws.fail("subcloud", "prestage", "subcloud7") == (

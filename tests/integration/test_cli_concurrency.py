@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 
-from tests.conftest import DCPRESTAGE, ROOT, Workspace
+from tests.conftest import DCPRESTAGE, Workspace
 
 
 def start(ws: Workspace, *args: str) -> subprocess.Popen[str]:
@@ -47,11 +47,9 @@ def test_readers_never_see_a_torn_file_while_writers_run(workspace: Workspace, t
     gates.mkdir()
     for i in range(1, 25):
         (gates / f"subcloud{i}").write_text("ok")
-    harness = ROOT / "tests" / "integration" / "harness"
     workspace.env.update(
-        DCPRESTAGE_PLAYBOOK=str(harness / "gated.yml"),
+        DCPRESTAGE_PLAYBOOK=str(workspace.gated_playbook()),
         DCPRESTAGE_TEST_GATES=str(gates),
-        ANSIBLE_LIBRARY=str(harness / "library"),
     )
     workspace.run("prestage-strategy", "create", "--sysadmin-password", "pw", check=True)
     writers = [start(workspace, "prestage-strategy", "apply")] + [

@@ -30,9 +30,8 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.distcloud.prestage.plugins.plugin_utils import _strategy as model
-from tests.conftest import DCPRESTAGE, ROOT, Workspace
+from tests.conftest import DCPRESTAGE, Workspace
 
-HARNESS = ROOT / "tests" / "integration" / "harness"
 PASSWORD = "Stress-Pw-77"
 GROUP = "stress"
 MEMBERS = ["subcloud1", "subcloud2", "subcloud3", "subcloud4"]
@@ -151,9 +150,8 @@ def test_many_commands_at_once_keep_the_state_whole_and_legal(workspace: Workspa
     gates = ws.root / "gates"
     gates.mkdir()
     ws.env.update(
-        DCPRESTAGE_PLAYBOOK=str(HARNESS / "gated.yml"),
+        DCPRESTAGE_PLAYBOOK=str(ws.gated_playbook()),
         DCPRESTAGE_TEST_GATES=str(gates),
-        ANSIBLE_LIBRARY=str(HARNESS / "library"),
         DCPRESTAGE_SYSADMIN_PASSWORD=PASSWORD,
     )
     ws.run("subcloud-group", "add", "--name", GROUP, "--max_parallel_subclouds", "2", check=True)
@@ -172,6 +170,7 @@ def test_many_commands_at_once_keep_the_state_whole_and_legal(workspace: Workspa
     outcomes: list[tuple[list[str], int, str, str]] = []
     try:
         for _round in range(ROUNDS):
+            ws.write_sc_facts()  # the storm outlives FACTS_TTL: the SC's facts stay fresh
             batch = [rng.choice(COMMANDS[rng.choice(MIX)]) for _slot in range(PER_ROUND)]
             processes = [
                 (argv, subprocess.Popen([DCPRESTAGE, *argv], env=ws.env, cwd=ws.root,

@@ -17,7 +17,7 @@ def test_subcloud_list_and_show(workspace: Workspace) -> None:
     assert [r["name"] for r in rows] == [f"subcloud{i}" for i in range(1, 25)]
     shown = workspace.table("subcloud", "show", "subcloud7")
     assert shown["group_name"] == "First_10_Subclouds"
-    assert shown["software_version"] == "22.12"
+    assert shown["software_version"] == "24.09"
     assert shown["prestage_status"] is None
     assert shown["oam_floating_ip"] == "127.0.2.17"
     assert workspace.fail("subcloud", "show", "nope") == "Subcloud nope does not exist"
@@ -72,6 +72,10 @@ def test_group_defaults(workspace: Workspace) -> None:
         (["add", "--name", "1234"], "Invalid group name: must not be all digits"),
         (["add", "--name", "Default"], "Invalid group name: 'Default' is reserved"),
         (["add", "--name", "default"], "Invalid group name: 'Default' is reserved"),
+        (
+            ["add", "--name", "system_controller"],
+            "Invalid group name: 'system_controller' is reserved by Ansible",
+        ),
         (["add", "--name", "x" * 256], "Invalid group name: must be at most 255 characters"),
         (["add", "--name", "a.b"], "Invalid group name: must not contain any of ."),
         (["add", "--name", "a(b)"], "Invalid group name: must not contain any of ()"),

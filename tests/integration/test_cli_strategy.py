@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 
 import pytest
+import yaml
 
-from tests.conftest import Workspace, tree_digest
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._sc_query import FACTS_TTL
+from tests.conftest import ROOT, Workspace, sc_facts, tree_digest, write_sc_facts
 
 PASSWORD = "Sys-Adm1n-Pw!7"
 STRATEGY_FIELDS = [
@@ -45,7 +48,7 @@ def set_subcloud(ws: Workspace, name: str, **values) -> None:
 
 def test_create_for_one_subcloud_prints_the_seed_table(workspace: Workspace) -> None:
     result = workspace.run(
-        "prestage-strategy", "create", "--for-install", "--release", "22.12", "subcloud7",
+        "prestage-strategy", "create", "--for-install", "--release", "24.09", "subcloud7",
         "--sysadmin-password", PASSWORD, check=True,
     )  # fmt: skip
     lines = result.stdout.splitlines()
@@ -57,7 +60,7 @@ def test_create_for_one_subcloud_prints_the_seed_table(workspace: Workspace) -> 
     assert table["subcloud apply type"] is None
     assert table["max parallel subclouds"] == 2
     assert table["stop on failure"] is False
-    assert table["prestage software version"] == "22.12"
+    assert table["prestage software version"] == "24.09"
     assert table["state"] == "initial"
     assert table["updated_at"] is None
     assert [s["cloud"] for s in steps(workspace)] == ["subcloud7"]
@@ -66,7 +69,7 @@ def test_create_for_one_subcloud_prints_the_seed_table(workspace: Workspace) -> 
 def test_create_for_all_subclouds_runs_group_by_group(workspace: Workspace) -> None:
     table = create(workspace, "--for-sw-deploy")
     # release defaults to the system controller's; per-stage settings show as None
-    assert table["prestage software version"] == "24.09"
+    assert table["prestage software version"] == "25.09"
     assert table["subcloud apply type"] is None
     assert table["max parallel subclouds"] is None
     rows = steps(workspace)
@@ -159,7 +162,6 @@ def test_a_named_subcloud_that_fails_the_initial_checks_fails_create(
 
 
 def test_a_subcloud_still_prestaging_is_refused(workspace: Workspace) -> None:
-    workspace.state_dir.mkdir(mode=0o700)
     (workspace.state_dir / "subclouds.json").write_text(
         json.dumps({"schema": 1, "subclouds": {"subcloud7": {"prestage_status": "prestaging"}}})
     )
@@ -184,14 +186,25 @@ def test_a_subcloud_still_prestaging_is_refused(workspace: Workspace) -> None:
             ["--release", "24"],
             "Specified release format is not supported. Version format must be MM.mm.",
         ),
+        # the release rules, judged on what the (25.09) system controller says (sc_facts)
         (
             ["--release", "21.12"],
-            "Specified release is not supported. 21.12 version must first be imported",
+            "Error: invalid release version parameter. 21.12 is not a supported release version "
+            "(24.09)",
+        ),
+        (
+            ["--release", "26.03"],
+            "Error: invalid release version parameter. 26.03 is not a supported release version "
+            "(24.09)",
         ),
         (
             ["--for-sw-deploy", "--release", "22.12"],
-            "Prestage for software deployment is not supported for release 22.12: it requires "
-            "release 24.09 or later.",
+            "The requested software version is not supported, cannot prestage for software deploy.",
+        ),
+        (
+            ["--for-sw-deploy", "--release", "26.03"],
+            "The requested software version not found or not deployed in the system controller, "
+            "cannot prestage for software deploy.",
         ),
         (
             ["--max-parallel-subclouds", "0"],
@@ -232,14 +245,23 @@ def test_create_errors_are_one_line_and_change_nothing(
 
 
 def test_sw_deploy_lower_than_the_subcloud_release_is_refused(workspace: Workspace) -> None:
-    set_subcloud(workspace, "subcloud6", software_version="25.03")
+    set_subcloud(workspace, "subcloud6", software_version="26.03")
     error = workspace.fail(
         "prestage-strategy", "create", "--for-sw-deploy", "subcloud6", "--sysadmin-password", "x"
     )
     assert error == (
-        "Prestage check failed for subcloud subcloud6: The requested software version (24.09) "
-        "is lower than the current subcloud software version (25.03)."
+        "Prestage check failed for subcloud subcloud6: The requested software version (25.09) "
+        "is lower than the current subcloud software version (26.03)."
     )
+    # the previous release (in any state on the system controller) to a 25.09 subcloud
+    set_subcloud(workspace, "subcloud6", software_version="25.09")
+    error = workspace.fail("prestage-strategy", "create", "--for-sw-deploy", "--release",
+                           "24.09", "subcloud6", "--sysadmin-password", "x")  # fmt: skip
+    assert error == (
+        "Prestage check failed for subcloud subcloud6: The requested software version (24.09) "
+        "is lower than the current subcloud software version (25.09)."
+    )
+    assert not (workspace.state_dir / "strategy.json").exists()
 
 
 def test_no_eligible_subcloud_means_no_strategy(workspace: Workspace) -> None:
@@ -272,7 +294,90 @@ def test_bad_options_are_one_line_usage_errors(workspace: Workspace) -> None:
         error = workspace.fail("prestage-strategy", "create", *args)
         assert error.startswith("dcprestage prestage-strategy create: error:")
         assert text in error
-    assert not workspace.state_dir.exists()
+    # the state dir holds only what the system controller said (the workspace's)
+    assert [p.name for p in workspace.state_dir.iterdir()] == ["sc-facts.json"]
+
+
+# --------------------------------------------------------------------------- the system controller
+
+
+@pytest.mark.parametrize(
+    ("facts", "args", "message"),
+    [
+        (
+            {"deployment_in_progress": "software deploy from 25.09.1 to 25.09.2 is in state "
+             "deploy-start"},
+            [],
+            "Prestage operations are not allowed while system controller has a software "
+            "deployment in progress.",
+        ),
+        (
+            {"software_releases": sc_facts()["software_releases"][2:]},  # no 24.09 release
+            ["--release", "24.09"],
+            "The requested release is not ready to be installed.",
+        ),
+        (
+            {"supported_upgrades": None,
+             "upgrades_error": "Error: unable to validate the release version."},
+            ["--release", "24.09"],
+            "Error: unable to validate the release version.",
+        ),
+    ],
+)  # fmt: skip
+def test_the_release_rules_are_judged_on_what_the_system_controller_says(
+    workspace: Workspace, facts: dict, args: list[str], message: str
+) -> None:
+    workspace.write_sc_facts(**facts)
+    before = tree_digest([workspace.root])
+    error = workspace.fail("prestage-strategy", "create", *args, "subcloud1",
+                           "--sysadmin-password", "x")  # fmt: skip
+    assert error == message
+    assert tree_digest([workspace.root]) == before
+
+
+def test_the_release_defaults_to_what_the_system_controller_runs(workspace: Workspace) -> None:
+    workspace.write_sc_facts(sc_release="24.09", supported_upgrades=["22.12"],
+                             min_supported_release="22.12")  # fmt: skip
+    assert create(workspace, "subcloud1")["prestage software version"] == "24.09"
+
+
+def unreachable_system_controller(ws: Workspace) -> None:
+    """The example inventory's system controller at a loopback address where nothing listens."""
+    config = yaml.safe_load(ws.config.read_text())
+    example = yaml.safe_load((ROOT / "inventory" / "subclouds.yml").read_text())
+    config["system_controller"] = example["system_controller"]
+    config["system_controller"]["vars"].update(ansible_host="127.0.2.2", ansible_port=1)
+    ws.config.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+@pytest.mark.parametrize("kept", ["none", "too old", "another host"])
+def test_without_fresh_facts_the_system_controller_is_asked(
+    workspace: Workspace, kept: str
+) -> None:
+    """Without facts a recent run kept (none, older than FACTS_TTL, of another system
+    controller), dcprestage asks the system controller itself (sc_release_info, through the
+    ansible-core of its own virtualenv, activated or not). One it cannot reach is one line
+    before anything is asked or written."""
+    unreachable_system_controller(workspace)
+    facts = workspace.state_dir / "sc-facts.json"
+    if kept == "none":
+        facts.unlink()
+    elif kept == "too old":
+        data = json.loads(facts.read_text())
+        data["read_at"] -= FACTS_TTL + 1
+        facts.write_text(json.dumps(data))
+    else:
+        write_sc_facts(workspace.state_dir, host="controller-0")
+    before = tree_digest([workspace.root])
+    no_venv = {"PATH": "/usr/local/bin:/usr/bin:/bin"}  # dcprestage by its path, as cron runs it
+    for command in (
+        ["prestage-strategy", "create", "--group", "Edge_Serial"],
+        ["subcloud", "prestage", "subcloud1"],
+    ):
+        error = workspace.fail(*command, "--sysadmin-password", "x", env=no_venv)
+        assert error.startswith("Cannot read the system controller (system-controller): "), error
+        assert "port 1" in error, error  # ssh's own reason, not a missing ansible command
+    assert tree_digest([workspace.root]) == before
 
 
 # --------------------------------------------------------------------------- the secret
@@ -377,7 +482,6 @@ def test_output_formats(workspace: Workspace) -> None:
 def test_an_unreadable_strategy_file_is_a_clear_error_and_left_alone(
     workspace: Workspace, content: str, message: str
 ) -> None:
-    workspace.state_dir.mkdir(mode=0o700)
     path = workspace.state_dir / "strategy.json"
     path.write_text(content)
     before = tree_digest([workspace.state_dir])
@@ -396,6 +500,7 @@ def test_an_unreadable_strategy_file_is_a_clear_error_and_left_alone(
 
 
 def test_an_unreadable_state_dir_is_a_clear_error(workspace: Workspace) -> None:
+    shutil.rmtree(workspace.state_dir)
     workspace.state_dir.write_text("not a directory")
     error = workspace.fail("prestage-strategy", "create", "subcloud1", "--sysadmin-password", "x")
     assert str(workspace.state_dir) in error

@@ -7,9 +7,14 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
-from tests.conftest import ROOT, VENV_BIN, Workspace
+from tests.conftest import ROOT, SC_HOST, VENV_BIN, Workspace, tree_digest
+
+# Also run on every supported ansible-core (scripts/core-matrix):
+# the inventory plugin through ansible-inventory, ansible-playbook and ansible-doc.
+pytestmark = pytest.mark.core_matrix
 
 
 def ansible(ws: Workspace, tool: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -42,10 +47,12 @@ def plain(value):
 def test_example_inventory_lists_hosts_groups_and_vars(workspace: Workspace) -> None:
     data = inventory_list(workspace, ROOT / "inventory" / "subclouds.yml")
     hostvars = {name: plain(v) for name, v in data["_meta"]["hostvars"].items()}
-    assert len(hostvars) == 24
+    assert len(hostvars) == 24  # the system controller's variables are its group's
     assert hostvars["subcloud7"]["ansible_host"] == "192.0.2.17"
     assert hostvars["subcloud7"]["ansible_user"] == "sysadmin"
-    assert hostvars["subcloud7"]["subcloud_software_version"] == "22.12"
+    # StarlingX's python3, as dcmanager's own prestage inventory says (no discovery)
+    assert hostvars["subcloud7"]["ansible_python_interpreter"] == "/usr/bin/python3"
+    assert hostvars["subcloud7"]["subcloud_software_version"] == "24.09"
     assert hostvars["subcloud5"]["subcloud_system_mode"] == "duplex"
     assert data["First_10_Subclouds"]["hosts"] == [f"subcloud{i}" for i in range(1, 11)]
     assert plain(data["First_10_Subclouds"]["vars"]) == {
@@ -57,12 +64,28 @@ def test_example_inventory_lists_hosts_groups_and_vars(workspace: Workspace) -> 
     assert plain(data["Edge_Serial"]["vars"])["subcloud_group_update_apply_type"] == "serial"
     assert len(data["Default"]["hosts"]) == 8
     # keyed_groups from the example config
-    assert "subcloud6" in data["release_24_09"]["hosts"]
+    assert "subcloud6" in data["release_25_09"]["hosts"]
+    assert "subcloud7" in data["release_24_09"]["hosts"]
     assert "subcloud5" in data["mode_duplex"]["hosts"]
     all_vars = plain(data["all"]["vars"])
-    assert all_vars["prestage_system_controller"]["release"] == "24.09"
-    assert all_vars["prestage_system_controller"]["registry_tls_verify"] is True
     assert all_vars["prestage_registry"] == str(ROOT / "inventory" / "registry.yml")
+    assert all_vars["prestage_inventory_config"] == str(ROOT / "inventory" / "subclouds.yml")
+    assert all_vars["prestage_system_controller_host"] == SC_HOST
+    assert "prestage_system_controller" not in all_vars  # the settings of the old model
+    # the system controller: a host of its own, alone in its group, with its own connection
+    # settings and no password of the subclouds' (-k/-K give those to the play), as variables of
+    # its group (an AWX job slice without the host keeps them)
+    assert data["system_controller"]["hosts"] == [SC_HOST]
+    assert plain(data["system_controller"]["vars"]) == {
+        "ansible_host": "192.0.2.2",
+        "ansible_user": "sysadmin",
+        "ansible_ssh_private_key_file": "~/.ssh/id_ed25519",
+        "ansible_python_interpreter": "/usr/bin/python3",
+        "ansible_password": "",
+        "ansible_become_password": "",
+    }
+    assert not any(SC_HOST in group.get("hosts", []) for name, group in data.items()
+                   if name not in ("_meta", "system_controller"))  # fmt: skip
 
 
 def test_limit_by_subcloud_group(workspace: Workspace, tmp_path: Path) -> None:
@@ -75,18 +98,24 @@ def test_limit_by_subcloud_group(workspace: Workspace, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     hosts = [line.strip() for line in result.stdout.splitlines() if line.startswith("      ")]
     assert sorted(hosts) == sorted(f"subcloud{i}" for i in range(1, 11))
+    # all hosts but the system controller: what the prestage plays target
+    play.write_text("- hosts: all:!system_controller\n  gather_facts: false\n  tasks: []\n")
+    result = ansible(workspace, "ansible-playbook", "-i", str(workspace.config), str(play),
+                     "--list-hosts")  # fmt: skip
+    hosts = [line.strip() for line in result.stdout.splitlines() if line.startswith("      ")]
+    assert sorted(hosts) == sorted(f"subcloud{i}" for i in range(1, 25))
 
 
 def test_compose_and_groups(workspace: Workspace) -> None:
     config = yaml.safe_load(workspace.config.read_text())
     config["compose"] = {"ansible_port": "2222 if subcloud_system_mode == 'duplex' else 22"}
-    config["groups"] = {"on_22_12": "subcloud_software_version == '22.12'"}
+    config["groups"] = {"on_24_09": "subcloud_software_version == '24.09'"}
     workspace.config.write_text(yaml.safe_dump(config))
     data = inventory_list(workspace, workspace.config)
     assert data["_meta"]["hostvars"]["subcloud5"]["ansible_port"] == 2222
     assert data["_meta"]["hostvars"]["subcloud1"]["ansible_port"] == 22
-    assert "subcloud6" not in data["on_22_12"]["hosts"]
-    assert "subcloud1" in data["on_22_12"]["hosts"]
+    assert "subcloud6" not in data["on_24_09"]["hosts"]
+    assert "subcloud1" in data["on_24_09"]["hosts"]
 
 
 def test_a_registry_error_is_reported_by_ansible_inventory(workspace: Workspace) -> None:
@@ -136,3 +165,90 @@ def test_ansible_doc_renders(workspace: Workspace) -> None:
     assert "system_controller" in result.stdout
     assert "keyed_groups" in result.stdout  # the constructed doc fragment
     assert "EXAMPLES" in result.stdout
+
+
+def test_the_system_controller_defaults_to_this_host(workspace: Workspace) -> None:
+    """No system_controller setting: Ansible runs on the system controller (localhost, local
+    connection, the playbook's own Python); subcloud vars may choose their own interpreter."""
+    config = yaml.safe_load(workspace.config.read_text())
+    del config["system_controller"]
+    workspace.config.write_text(yaml.safe_dump(config))
+
+    def own_python(data):
+        data["subclouds"][0]["vars"] = {"ansible_python_interpreter": "/usr/bin/python3.9"}
+
+    workspace.edit_registry(own_python)
+    data = inventory_list(workspace, workspace.config)
+    hostvars = {name: plain(v) for name, v in data["_meta"]["hostvars"].items()}
+    assert data["system_controller"]["hosts"] == ["localhost"]
+    assert plain(data["system_controller"]["vars"]) == {
+        "ansible_connection": "local",
+        "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+        "ansible_password": "",
+        "ansible_become_password": "",
+    }
+    assert plain(data["all"]["vars"])["prestage_system_controller_host"] == "localhost"
+    assert hostvars["subcloud1"]["ansible_python_interpreter"] == "/usr/bin/python3.9"
+    assert hostvars["subcloud2"]["ansible_python_interpreter"] == "/usr/bin/python3"
+
+
+def test_the_system_controller_keeps_its_own_credentials(workspace: Workspace) -> None:
+    config = yaml.safe_load(workspace.config.read_text())
+    config["system_controller"]["vars"] = {
+        "ansible_host": "127.0.2.2",
+        "ansible_become_password": "{{ sc_become_password }}",  # kept as written
+    }
+    workspace.config.write_text(yaml.safe_dump(config))
+    sc_vars = plain(inventory_list(workspace, workspace.config)["system_controller"]["vars"])
+    assert sc_vars == {
+        "ansible_host": "127.0.2.2",
+        "ansible_become_password": "{{ sc_become_password }}",
+        "ansible_password": "",
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda config, registry: config["system_controller"].update(
+                release="24.09", feed_dir="/var/www/pages/feed"
+            ),
+            "unknown system_controller setting(s) feed_dir, release (known: host, vars; the "
+            "system controller's paths are StarlingX's own)",
+        ),
+        (
+            lambda config, registry: config["system_controller"].update(host="a b"),
+            "system_controller.host must be a host name (got 'a b')",
+        ),
+        (
+            lambda config, registry: config["system_controller"].update(vars=["x"]),
+            "system_controller.vars must be a mapping of host variables",
+        ),
+        (
+            lambda config, registry: registry["subclouds"][0].update(name="system-controller"),
+            "subcloud system-controller has the name of the system controller host "
+            "(system_controller.host)",
+        ),
+    ],
+)
+def test_bad_system_controller_settings_are_one_clear_line(
+    workspace: Workspace, change, message: str
+) -> None:
+    config = yaml.safe_load(workspace.config.read_text())
+    registry = yaml.safe_load(workspace.registry.read_text())
+    change(config, registry)
+    workspace.config.write_text(yaml.safe_dump(config))
+    workspace.registry.write_text(yaml.safe_dump(registry, sort_keys=False))
+    workspace.env["ANSIBLE_INVENTORY_UNPARSED_FAILED"] = "true"
+    result = ansible(workspace, "ansible-inventory", "-i", str(workspace.config), "--list")
+    assert result.returncode != 0
+    assert f"Invalid inventory config {workspace.config}: {message}" in " ".join(
+        result.stderr.split()
+    )
+    assert "Traceback" not in result.stderr
+    if "subcloud" not in message:  # dcprestage reads the same settings (not the host names)
+        before = tree_digest([workspace.root])
+        error = workspace.fail("prestage-strategy", "create", "--sysadmin-password", "x")
+        assert error == f"Invalid inventory config {workspace.config}: {message}"
+        assert tree_digest([workspace.root]) == before

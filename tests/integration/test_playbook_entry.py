@@ -1,9 +1,10 @@
 """The ansible-playbook entry point: a strategy made from the play (its -l and -e), an initial
 one made by dcprestage applied, and the sysadmin password from -k, an extra var or the prompt.
 
-Uses the gated harness playbook (the real prestage_strategy action, strategy and callback
-plugins; each subcloud's work is a gate file opened here in advance). Lab runs of the real
-playbook are in tests/integration/orchestration/.
+Uses the gated harness playbook (the real first plays of playbooks/prestage.yml: the
+prestage_strategy action, strategy and callback plugins, the system controller's facts from the
+harness's fixture module; each subcloud's work is a gate file opened here in advance). Lab runs of
+the real playbook are in tests/integration/orchestration/.
 """
 
 from __future__ import annotations
@@ -15,10 +16,14 @@ from pathlib import Path
 
 import pexpect
 import pytest
+import yaml
 
-from tests.conftest import ROOT, VENV_BIN, Workspace
+from tests.conftest import SC_HOST, VENV_BIN, Workspace, sc_facts, tree_digest
 
-HARNESS = ROOT / "tests" / "integration" / "harness"
+# Also run on every supported ansible-core (scripts/core-matrix):
+# the strategy, callback and action plugins through ansible-playbook.
+pytestmark = pytest.mark.core_matrix
+
 PROMPT = "Enter the sysadmin password for the subcloud: "
 CONFIRM = "Re-enter sysadmin password to confirm: "
 SECRET = "Playbook-Pw-771"
@@ -30,14 +35,18 @@ def play(workspace: Workspace, tmp_path: Path) -> Workspace:
     gates.mkdir()
     for i in range(1, 25):
         (gates / f"subcloud{i}").write_text("ok")
-    workspace.env.update(DCPRESTAGE_TEST_GATES=str(gates), ANSIBLE_LIBRARY=str(HARNESS / "library"))
+    workspace.env.update(DCPRESTAGE_TEST_GATES=str(gates))
+    workspace.gated_playbook()
     return workspace
+
+
+def gated(ws: Workspace) -> str:
+    return str(ws.root / "harness" / "gated.yml")
 
 
 def playbook(ws: Workspace, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(VENV_BIN / "ansible-playbook"), "-i", str(ws.config), str(HARNESS / "gated.yml"),
-         *args],
+        [str(VENV_BIN / "ansible-playbook"), "-i", str(ws.config), gated(ws), *args],
         capture_output=True, text=True, env=ws.env, cwd=ws.root, timeout=300, check=False,
         start_new_session=True,  # no controlling terminal: nobody can be prompted
     )  # fmt: skip
@@ -61,11 +70,11 @@ def test_limit_naming_a_group_takes_its_settings(play: Workspace) -> None:
 
 def test_limit_naming_one_subcloud_and_play_options(play: Workspace) -> None:
     result = playbook(play, "-l", "subcloud7", "-e", f"sysadmin_password={SECRET}",
-                      "-e", "release=22.12", "-e", "stop_on_failure=true")  # fmt: skip
+                      "-e", "release=24.09", "-e", "stop_on_failure=true")  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:]
     made = strategy(play)
     assert made["strategy"]["extra-args"]["cloud_name"] == "subcloud7"
-    assert made["strategy"]["extra-args"]["prestage-software-version"] == "22.12"
+    assert made["strategy"]["extra-args"]["prestage-software-version"] == "24.09"
     assert made["strategy"]["stop-on-failure"] is True
 
 
@@ -148,7 +157,7 @@ def test_a_strategy_the_play_cannot_run_is_refused_before_it_changes(play: Works
 def test_the_seed_prompt_when_run_from_a_terminal(play: Workspace) -> None:
     child = pexpect.spawn(
         str(VENV_BIN / "ansible-playbook"),
-        ["-i", str(play.config), str(HARNESS / "gated.yml"), "-l", "subcloud2"],
+        ["-i", str(play.config), gated(play), "-l", "subcloud2"],
         env=play.env, cwd=str(play.root), encoding="utf-8", timeout=120,
     )  # fmt: skip
     child.expect_exact(PROMPT)
@@ -168,7 +177,7 @@ def test_the_seed_prompt_when_run_from_a_terminal(play: Workspace) -> None:
 def test_interrupting_the_playbook_prompt_changes_nothing(play: Workspace) -> None:
     child = pexpect.spawn(
         str(VENV_BIN / "ansible-playbook"),
-        ["-i", str(play.config), str(HARNESS / "gated.yml"), "-l", "subcloud2"],
+        ["-i", str(play.config), gated(play), "-l", "subcloud2"],
         env=play.env, cwd=str(play.root), encoding="utf-8", timeout=120,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as at a terminal
     )  # fmt: skip
@@ -180,3 +189,64 @@ def test_interrupting_the_playbook_prompt_changes_nothing(play: Workspace) -> No
     assert "Password prompt interrupted." in child.before
     assert "Traceback" not in child.before
     assert not (play.state_dir / "strategy.json").exists()
+
+
+def test_the_play_judges_the_release_on_what_the_system_controller_says(play: Workspace) -> None:
+    """The strategy play asks the system controller (its host, by delegation) before anything:
+    its facts decide the default release and the release rules, and are kept for dcprestage."""
+    (play.state_dir / "sc-facts.json").unlink()
+    result = playbook(play, "-l", "subcloud7", "-e", f"sysadmin_password={SECRET}")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert strategy(play)["strategy"]["extra-args"]["prestage-software-version"] == "25.09"
+    kept = json.loads((play.state_dir / "sc-facts.json").read_text())
+    assert (kept["schema"], kept["host"], kept["facts"]) == (1, SC_HOST, sc_facts())
+    play.run("prestage-strategy", "delete", check=True)
+
+    # a software deployment started on the system controller: the run is refused in one line
+    # before the strategy changes (an initial one made by dcprestage stays initial)
+    play.run("prestage-strategy", "create", "--group", "Edge_Serial", "--sysadmin-password",
+             SECRET, check=True)  # fmt: skip
+    before = (play.state_dir / "strategy.json").read_bytes()
+    play.gated_playbook(sc_facts(deployment_in_progress="software deploy from 25.09.1 to 25.09.2"))
+    result = playbook(play, "-e", f"sysadmin_password={SECRET}")
+    assert result.returncode != 0
+    assert (
+        "Prestage operations are not allowed while system controller has a software deployment "
+        "in progress."
+    ) in result.stdout
+    assert (play.state_dir / "strategy.json").read_bytes() == before
+    # the system controller ready again: a release the play names must be the strategy's, and
+    # one the system controller cannot serve makes no strategy
+    play.gated_playbook()
+    result = playbook(play, "-e", f"sysadmin_password={SECRET}", "-e", "release=23.09")
+    assert "The existing prestage strategy is for release 25.09, not 23.09" in result.stdout
+    play.run("prestage-strategy", "delete", check=True)
+    result = playbook(play, "-l", "subcloud7", "-e", f"sysadmin_password={SECRET}",
+                      "-e", "release=23.09")  # fmt: skip
+    assert result.returncode != 0
+    assert (
+        "Error: invalid release version parameter. 23.09 is not a supported release version (24.09)"
+    ) in result.stdout
+    assert not (play.state_dir / "strategy.json").exists()
+
+
+@pytest.mark.parametrize("limit", ["subcloud7", "Edge_Serial"])
+def test_an_unreachable_system_controller_is_one_line_and_changes_nothing(
+    play: Workspace, limit: str
+) -> None:
+    config = yaml.safe_load(play.config.read_text())
+    config["system_controller"]["vars"] = {"ansible_host": "127.0.2.2", "ansible_port": 1}
+    play.config.write_text(yaml.safe_dump(config))
+    before = tree_digest([play.state_dir])
+    result = playbook(play, "-l", limit, "-e", f"sysadmin_password={SECRET}")
+    assert result.returncode != 0
+    # the strategy task fails with the one line that says why (ssh's reason, not a missing
+    # variable), once for the play; no subcloud is counted unreachable
+    failures = [line for line in result.stdout.splitlines() if "FAILED! =>" in line]
+    assert len(failures) == 1, result.stdout[-3000:]
+    assert '"msg": "Cannot read the system controller (system-controller): ' in failures[0]
+    assert "port 1: Connection refused" in failures[0]
+    recap = result.stdout.rpartition("PLAY RECAP")[2]
+    assert "unreachable=0" in recap
+    assert "unreachable=1" not in recap
+    assert tree_digest([play.state_dir]) == before

@@ -92,4 +92,8 @@ def test_concurrent_edits_are_serialised(path: Path) -> None:
 def test_group_name_rule() -> None:
     assert reg.group_name_problem("prestage-retry") is None
     assert reg.group_name_problem("all") == "'all' is reserved by Ansible"
+    # the group of the system controller host (the inventory plugin's)
+    assert reg.group_name_problem("system_controller") == (
+        "'system_controller' is reserved by Ansible"
+    )
     assert reg.group_name_problem("a b") == "must not contain white space"

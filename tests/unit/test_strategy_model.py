@@ -8,14 +8,12 @@ import json
 import pytest
 
 from ansible_collections.distcloud.prestage.plugins.plugin_utils import _strategy as model
-from ansible_collections.distcloud.prestage.plugins.plugin_utils._config import (
-    config_from_options,
-)
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._errors import (
     PrestageError,
     StateFileError,
 )
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._registry import parse_registry
+from tests.conftest import sc_facts
 
 REGISTRY = """
 groups:
@@ -23,12 +21,12 @@ groups:
   - {id: 2, name: Fast, update_apply_type: parallel, max_parallel_subclouds: 3}
   - {id: 3, name: Slow, update_apply_type: serial, max_parallel_subclouds: 4}
 subclouds:
-  - {id: 5, name: e, group: Slow, oam_floating_address: 10.0.0.5, software_version: "22.12"}
-  - {id: 1, name: a, group: Fast, oam_floating_address: 10.0.0.1, software_version: "22.12"}
-  - {id: 2, name: b, group: Default, oam_floating_address: 10.0.0.2, software_version: "22.12"}
-  - {id: 3, name: c, group: Fast, oam_floating_address: 10.0.0.3, software_version: "24.09"}
+  - {id: 5, name: e, group: Slow, oam_floating_address: 10.0.0.5, software_version: "24.09"}
+  - {id: 1, name: a, group: Fast, oam_floating_address: 10.0.0.1, software_version: "24.09"}
+  - {id: 2, name: b, group: Default, oam_floating_address: 10.0.0.2, software_version: "24.09"}
+  - {id: 3, name: c, group: Fast, oam_floating_address: 10.0.0.3, software_version: "25.09"}
   - {id: 4, name: d, group: Default, availability: offline, oam_floating_address: 10.0.0.4,
-     software_version: "22.12"}
+     software_version: "24.09"}
 """
 
 
@@ -38,22 +36,17 @@ def registry():
 
 
 @pytest.fixture
-def config(tmp_path):
-    (tmp_path / "feed" / "rel-22.12").mkdir(parents=True)
-    return config_from_options(
-        "registry.yml",
-        {"release": "24.09", "feed_dir": "feed", "software_dir": "software"},
-        str(tmp_path),
-        "subclouds.yml",
-    )
+def facts():
+    """What the system controller says about itself: 25.09, upgrading from 24.09."""
+    return sc_facts()
 
 
-def build(registry, config, **options):
-    return model.build_strategy(model.CreateRequest(**options), config, registry, {})
+def build(registry, facts, **options):
+    return model.build_strategy(model.CreateRequest(**options), facts, registry, {})
 
 
-def test_all_subclouds_are_staged_by_group_in_group_order(registry, config) -> None:
-    strategy = build(registry, config)
+def test_all_subclouds_are_staged_by_group_in_group_order(registry, facts) -> None:
+    strategy = build(registry, facts)
     assert [(s.number, s.group, s.window) for s in strategy.stages] == [
         (1, "Default", 2),
         (2, "Fast", 3),
@@ -65,32 +58,44 @@ def test_all_subclouds_are_staged_by_group_in_group_order(registry, config) -> N
     assert strategy.row()[1:3] == (None, None)
 
 
-def test_explicit_parallelism_is_one_stage_in_id_order(registry, config) -> None:
-    strategy = build(registry, config, max_parallel_subclouds=5)
+def test_explicit_parallelism_is_one_stage_in_id_order(registry, facts) -> None:
+    strategy = build(registry, facts, max_parallel_subclouds=5)
     assert [s.cloud for s in strategy.steps] == ["a", "b", "c", "e"]
     assert strategy.stages[0].window == 5
     assert strategy.row()[1:3] == (None, 5)
 
 
-def test_serial_group_window_is_one_but_shows_its_settings(registry, config) -> None:
-    strategy = build(registry, config, group="Slow")
+def test_serial_group_window_is_one_but_shows_its_settings(registry, facts) -> None:
+    strategy = build(registry, facts, group="Slow")
     assert strategy.row()[1:3] == ("serial", 4)
     assert strategy.stages[0].window == 1
 
 
-def test_release_defaults_to_the_system_controller(registry, config) -> None:
-    assert build(registry, config, cloud_name="a").release == "24.09"
-    assert build(registry, config, cloud_name="a", release="22.12").release == "22.12"
+def test_release_defaults_to_the_system_controller(registry, facts) -> None:
+    assert build(registry, facts, cloud_name="a").release == "25.09"
+    assert build(registry, facts, cloud_name="a", release="24.09").release == "24.09"
+    older = sc_facts(sc_release="24.09", supported_upgrades=["22.12"])
+    assert build(registry, older, cloud_name="a").release == "24.09"
 
 
-def new_strategy(registry, config, **options):
-    strategy = build(registry, config, group="Fast", **options)
+def test_the_release_rules_run_before_anything_else(registry, facts) -> None:
+    with pytest.raises(PrestageError, match=r"^Error: invalid release version parameter\. 22\.12"):
+        build(registry, facts, cloud_name="a", release="22.12")
+    deploying = sc_facts(deployment_in_progress="software deploy from 25.09.1 to 25.09.2")
+    with pytest.raises(PrestageError, match="system controller has a software deployment"):
+        build(registry, deploying, cloud_name="nope")
+    with pytest.raises(PrestageError, match=r"^Cannot tell the system controller's release$"):
+        build(registry, sc_facts(sc_release=None), cloud_name="a")
+
+
+def new_strategy(registry, facts, **options):
+    strategy = build(registry, facts, group="Fast", **options)
     model.apply(strategy, {"pid": None})
     return strategy
 
 
-def test_step_lifecycle_sets_times_and_rolls_up(registry, config) -> None:
-    strategy = new_strategy(registry, config)
+def test_step_lifecycle_sets_times_and_rolls_up(registry, facts) -> None:
+    strategy = new_strategy(registry, facts)
     model.set_step_state(strategy, "a", model.STEP_PRECHECK, at="t1")
     step = strategy.step("a")
     assert (step.started_at, step.finished_at) == ("t1", None)
@@ -104,8 +109,8 @@ def test_step_lifecycle_sets_times_and_rolls_up(registry, config) -> None:
     assert strategy.state == model.COMPLETE
 
 
-def test_steps_do_not_go_back_or_leave_a_final_state(registry, config) -> None:
-    strategy = new_strategy(registry, config)
+def test_steps_do_not_go_back_or_leave_a_final_state(registry, facts) -> None:
+    strategy = new_strategy(registry, facts)
     model.set_step_state(strategy, "a", model.STEP_PACKAGES)
     with pytest.raises(PrestageError, match="cannot go back"):
         model.set_step_state(strategy, "a", model.STEP_PRECHECK)
@@ -114,8 +119,8 @@ def test_steps_do_not_go_back_or_leave_a_final_state(registry, config) -> None:
         model.set_step_state(strategy, "a", model.STEP_COMPLETE)
 
 
-def test_any_failure_makes_the_strategy_failed(registry, config) -> None:
-    strategy = new_strategy(registry, config)
+def test_any_failure_makes_the_strategy_failed(registry, facts) -> None:
+    strategy = new_strategy(registry, facts)
     model.set_step_state(strategy, "a", model.STEP_FAILED, "boom")
     assert strategy.state == model.APPLYING  # without stop-on-failure others continue
     assert model.admitting(strategy)
@@ -123,8 +128,8 @@ def test_any_failure_makes_the_strategy_failed(registry, config) -> None:
     assert strategy.state == model.FAILED
 
 
-def test_stop_on_failure_fails_at_once_and_stops_admitting(registry, config) -> None:
-    strategy = new_strategy(registry, config, stop_on_failure=True)
+def test_stop_on_failure_fails_at_once_and_stops_admitting(registry, facts) -> None:
+    strategy = new_strategy(registry, facts, stop_on_failure=True)
     model.set_step_state(strategy, "c", model.STEP_PACKAGES)
     model.set_step_state(strategy, "a", model.STEP_FAILED, "boom")
     assert strategy.state == model.FAILED
@@ -133,8 +138,8 @@ def test_stop_on_failure_fails_at_once_and_stops_admitting(registry, config) -> 
     assert strategy.state == model.FAILED
 
 
-def test_abort_with_a_live_orchestrator(registry, config) -> None:
-    strategy = new_strategy(registry, config)
+def test_abort_with_a_live_orchestrator(registry, facts) -> None:
+    strategy = new_strategy(registry, facts)
     model.set_step_state(strategy, "a", model.STEP_PACKAGES)
     model.request_abort(strategy, orchestrator_alive=True)
     assert strategy.state == model.ABORT_REQUESTED
@@ -146,16 +151,16 @@ def test_abort_with_a_live_orchestrator(registry, config) -> None:
     assert strategy.state == model.ABORTED
 
 
-def test_abort_without_an_orchestrator_finishes_at_once(registry, config) -> None:
-    strategy = new_strategy(registry, config)
+def test_abort_without_an_orchestrator_finishes_at_once(registry, facts) -> None:
+    strategy = new_strategy(registry, facts)
     model.set_step_state(strategy, "a", model.STEP_PACKAGES)
     model.request_abort(strategy, orchestrator_alive=False)
     assert strategy.state == model.ABORTED
     assert strategy.step("a").details == "prestaging-packages: the orchestrator stopped"
 
 
-def test_resume_reruns_interrupted_steps_only(registry, config) -> None:
-    strategy = new_strategy(registry, config)
+def test_resume_reruns_interrupted_steps_only(registry, facts) -> None:
+    strategy = new_strategy(registry, facts)
     model.set_step_state(strategy, "a", model.STEP_COMPLETE)
     model.set_step_state(strategy, "c", model.STEP_PACKAGES)
     model.resume(strategy, {"pid": 1})
@@ -164,8 +169,8 @@ def test_resume_reruns_interrupted_steps_only(registry, config) -> None:
     assert strategy.orchestrator == {"pid": 1}
 
 
-def test_preconditions(registry, config) -> None:
-    strategy = build(registry, config, cloud_name="a")
+def test_preconditions(registry, facts) -> None:
+    strategy = build(registry, facts, cloud_name="a")
     with pytest.raises(PrestageError, match="Strategy in state initial cannot be aborted"):
         model.request_abort(strategy, orchestrator_alive=True)
     model.check_deletable(strategy)
@@ -176,8 +181,8 @@ def test_preconditions(registry, config) -> None:
         model.check_deletable(strategy)
 
 
-def test_details_are_one_line_of_at_most_1000_characters(registry, config) -> None:
-    strategy = new_strategy(registry, config)
+def test_details_are_one_line_of_at_most_1000_characters(registry, facts) -> None:
+    strategy = new_strategy(registry, facts)
     model.set_step_state(strategy, "a", model.STEP_FAILED, "x\n" * 2000)
     assert len(strategy.step("a").details) == 1000
     assert "\n" not in strategy.step("a").details
@@ -193,8 +198,8 @@ def test_messages() -> None:
     )
 
 
-def test_round_trip_and_strict_reading(registry, config) -> None:
-    strategy = new_strategy(registry, config)
+def test_round_trip_and_strict_reading(registry, facts) -> None:
+    strategy = new_strategy(registry, facts)
     data = json.loads(json.dumps(strategy.to_dict()))
     assert model.Strategy.from_dict(data) == strategy
     broken = copy.deepcopy(data)
@@ -211,8 +216,8 @@ def test_round_trip_and_strict_reading(registry, config) -> None:
         model.Strategy.from_dict(broken)
 
 
-def test_an_abort_left_by_a_dead_orchestrator_can_be_finished(registry, config) -> None:
-    strategy = new_strategy(registry, config)
+def test_an_abort_left_by_a_dead_orchestrator_can_be_finished(registry, facts) -> None:
+    strategy = new_strategy(registry, facts)
     model.set_step_state(strategy, "a", model.STEP_PACKAGES)
     model.request_abort(strategy, orchestrator_alive=True)
     with pytest.raises(PrestageError, match="Strategy in state abort requested cannot be aborted"):
@@ -222,8 +227,8 @@ def test_an_abort_left_by_a_dead_orchestrator_can_be_finished(registry, config) 
     assert strategy.step("a").state == model.STEP_ABORTED
 
 
-def test_an_abort_ends_aborted_even_if_the_running_steps_complete(registry, config) -> None:
-    strategy = new_strategy(registry, config)
+def test_an_abort_ends_aborted_even_if_the_running_steps_complete(registry, facts) -> None:
+    strategy = new_strategy(registry, facts)
     model.set_step_state(strategy, "a", model.STEP_PACKAGES)
     model.set_step_state(strategy, "c", model.STEP_PACKAGES)
     model.request_abort(strategy, orchestrator_alive=True)

@@ -1,7 +1,8 @@
 """Jobs run the way AWX runs them (awxsim: the synced inventory as a script, env/extravars, the
 Machine credential answered on runner's prompt channel, runner's own stdout callback, awx_job_id)
 with the real first plays of playbooks/prestage.yml and the gated harness in place of the roles
-(nothing contacts a host): a state dir per job, the prestage_summary artifact, survey answers
+(tests/conftest.py gated_playbook: the system controller's facts from a fixture module; nothing
+contacts a host): a state dir per job, the prestage_summary artifact, survey answers
 validated with clear messages, no password anywhere, and two slices at once merged by dcprestage.
 """
 
@@ -18,10 +19,13 @@ import awxsim
 import pytest
 import yaml
 
-from tests.conftest import DCPRESTAGE, ROOT, Workspace
+from tests.conftest import DCPRESTAGE, ROOT, Workspace, gated_playbook
+
+# Also run on every supported ansible-core (scripts/core-matrix):
+# the strategy and callback plugins as AWX runs them (the prestage_summary artifact).
+pytestmark = pytest.mark.core_matrix
 
 PASSWORD = "Awx-Job-Pw-8731"
-HARNESS = ROOT / "tests" / "integration" / "harness"
 SOURCE_PATH = "inventory/subclouds.yml"
 SURVEY_DEFAULTS = {  # what the survey of awx/awx-import.yml sends when nothing is answered
     "release": "",
@@ -65,10 +69,8 @@ def awx(workspace: Workspace, tmp_path: Path) -> Awx:
     project = tmp_path / "scm" / "project"
     shutil.copytree(ROOT / "awx" / "project", project)
     # the job's playbook: the real password and strategy plays, the harness's gated subcloud play
-    real = yaml.safe_load((ROOT / "playbooks" / "prestage.yml").read_text())
-    gated = yaml.safe_load((HARNESS / "gated.yml").read_text())
-    (project / "gated.yml").write_text(yaml.safe_dump(real[:-1] + gated[-1:], sort_keys=False))
-    shutil.copytree(HARNESS / "library", project / "library")  # found next to the playbook
+    # (its modules in library/, found next to the playbook)
+    gated_playbook(project)
     # the example inventory source, with this workspace's system controller
     source = yaml.safe_load((project / SOURCE_PATH).read_text())
     source["system_controller"] = yaml.safe_load(workspace.config.read_text())["system_controller"]
@@ -160,7 +162,10 @@ def test_survey_answers_are_checked_before_anything_runs(awx: Awx, answers, mess
     assert message in " ".join(job.stdout().split()), job.stdout()[-2000:]
     assert not (awx.state_base / "awx-job-51" / "strategy.json").exists()
     tasks = {e["event_data"].get("task") for e in job.events if e.get("event") == "runner_on_start"}
-    assert tasks == {"Create, apply or resume the prestage strategy"}  # no subcloud was touched
+    # no subcloud was touched: only the system controller was asked about itself
+    assert tasks == {"Know the system controller in every job slice",
+                     "Ask the system controller about itself",
+                     "Create, apply or resume the prestage strategy"}  # fmt: skip
 
 
 def test_two_slices_at_once_each_with_its_own_state_merged_by_dcprestage(awx: Awx) -> None:
