@@ -7,6 +7,9 @@ the precheck phase and an action that reports completion), once with
 strategy.json, and once with the built-in `host_pinned` strategy and no callback, same forks.
 Reports wall and CPU seconds of each, and the difference per host.
 
+The prestage strategy is made from what the system controller says about itself: here the facts
+of tests/conftest.py (a 25.09 system controller), given to prestage_strategy as an extra var.
+
 Usage: .venv/bin/python bench/callback_cost.py [--hosts 5000] [--window 250]
 """
 
@@ -25,20 +28,24 @@ from pathlib import Path
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.conftest import sc_facts  # noqa: E402 - the work tree is on sys.path above
 
 PREPARE = """
-- hosts: all
+- hosts: all:!system_controller
   gather_facts: false
   tasks:
     - distcloud.prestage.prestage_strategy:
         inventory_config: "{{{{ prestage_inventory_config }}}}"
+        sc_facts: "{{{{ bench_sc_facts }}}}"
         max_parallel_subclouds: {window}
         hosts: "{{{{ ansible_play_hosts_all }}}}"
       run_once: true
       delegate_to: localhost
 """
 PLAY = """
-- hosts: all
+- hosts: all:!system_controller
   gather_facts: false
   strategy: {strategy}
   tasks:
@@ -75,11 +82,10 @@ def main() -> None:
                 ' software_version: "24.09", vars: {ansible_connection: local}}'
             )
         (work / "registry.yml").write_text("\n".join(lines) + "\n")
-        (work / "feed" / "rel-24.09").mkdir(parents=True)
         (work / "subclouds.yml").write_text(
             "plugin: distcloud.prestage.subclouds\nregistry: registry.yml\n"
-            'system_controller: {release: "24.09", feed_dir: feed}\n'
         )
+        (work / "sc-facts.json").write_text(json.dumps({"bench_sc_facts": sc_facts()}))
         env = {
             **os.environ,
             "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
@@ -89,8 +95,9 @@ def main() -> None:
             "DCPRESTAGE_STATE_DIR": str(work / "state"),
             "DCPRESTAGE_SYSADMIN_PASSWORD": "bench",
         }
+        facts = f"@{work / 'sc-facts.json'}"
         playbook = ["-i", str(work / "subclouds.yml"), "--forks", str(options.window),
-                    "-e", "sysadmin_password=bench"]  # fmt: skip
+                    "-e", "sysadmin_password=bench", "-e", facts]  # fmt: skip
         results = {}
         variants = (
             ("host_pinned (callback idle)", "host_pinned"),

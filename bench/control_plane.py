@@ -4,7 +4,9 @@ registry of N subclouds (default 5,000), run as real dcprestage processes.
 
 Usage: .venv/bin/python bench/control_plane.py [--subclouds 5000] [--repeat 5]
 Reports the median wall time of each command and, for scale, of `dcprestage --version`
-(interpreter + imports only) measured in the same run.
+(interpreter + imports only) measured in the same run. The system controller (this host, the
+inventory config's default) is not asked: its facts are those a recent run keeps in the state dir
+(tests/conftest.py: a 25.09 system controller), written before each create, outside the timing.
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ import time
 from pathlib import Path
 
 DCPRESTAGE = str(Path(sys.executable).parent / "dcprestage")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.conftest import write_sc_facts  # noqa: E402 - the work tree is on sys.path above
 
 
 def write_registry(path: Path, count: int) -> None:
@@ -40,7 +46,7 @@ def write_registry(path: Path, count: int) -> None:
             "    management: managed",
             "    availability: online",
             "    deploy_status: complete",
-            '    software_version: "22.12"',
+            '    software_version: "24.09"',
             "    system_mode: simplex",
             "    sync: in-sync",
             "    backup_status: complete",
@@ -62,10 +68,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="dcp-bench-"))
     try:
         write_registry(work / "registry.yml", options.subclouds)
-        (work / "feed" / "rel-24.09").mkdir(parents=True)
         (work / "subclouds.yml").write_text(
             "plugin: distcloud.prestage.subclouds\nregistry: registry.yml\n"
-            'system_controller: {release: "24.09", feed_dir: feed}\n'
         )
         env = {
             **os.environ,
@@ -76,6 +80,7 @@ def main() -> None:
         samples: dict[str, list[float]] = {"version": [], "create": [], "list": [], "json": []}
         for _ in range(options.repeat):
             samples["version"].append(timed([DCPRESTAGE, "--version"], env))
+            write_sc_facts(work / "state", host="localhost")
             samples["create"].append(timed([DCPRESTAGE, "prestage-strategy", "create"], env))
             samples["list"].append(timed([DCPRESTAGE, "strategy-step", "list"], env))
             samples["json"].append(timed([DCPRESTAGE, "strategy-step", "list", "-f", "json"], env))

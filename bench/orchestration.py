@@ -5,54 +5,65 @@ parallelism, on the same lab subclouds of unequal speed, in one run.
   ours         playbooks/prestage.yml: strategy distcloud.prestage.prestage (sliding window of K)
                + the prestage_state callback recording every step
   serial       the same role under the built-in linear strategy with `serial: K` (batches)
-  host_pinned  the same role under the built-in host_pinned strategy with K forks, no callback
+  host_pinned  the same role under the built-in host_pinned strategy with K forks
 
-Each variant prestages for install the same N subclouds from scratch (their
-/opt/platform-backup/<release> is removed first; images are already in their registries after a
-warm-up run, so every variant does the same work). Some subclouds sit behind a rate-limited link
-(tc tbf), which makes them slow. Reported: makespan, controller CPU of the whole
-ansible-playbook process tree (subcloud-side work is not counted), and the ideal lower bound
-max(longest subcloud, sum of subcloud durations / K) from the durations the strategy recorded.
+The lab's remote topology: the system controller is a host of its own, its work is delegated to
+it (sc_release_info once per run; each subcloud's push runs there). Each variant prestages for
+install the same N subclouds (release 24.09 by default: the 25.09 subclouds get the release
+content pushed from the system controller, every 4th lab subcloud runs 24.09 and copies its own
+feed) from subclouds as `lab up` makes them (`lab reset` before each variant: content and images
+gone, so every variant does the same work, images included). Every third subcloud sits behind a
+rate-limited link (lab slow-link, tc tbf), which makes it slow. The system controller's checksum
+of the feed is computed once before the variants (ad hoc), so each finds it in its cache.
+Reported: makespan (the whole ansible-playbook), controller CPU of the whole ansible-playbook
+process tree (system controller and subcloud work not counted), and the ideal lower bound
+max(longest subcloud, sum of subcloud durations / K) from the durations our run recorded.
 
-Usage (root; takes the lab lock, brings the lab up and leaves it as it found it):
-  .venv/bin/python bench/orchestration.py [--subclouds 12] [--window 3] [--size 20M]
+Usage (root; hold the lab lock for the whole run; the lab is brought up with N subclouds at
+--size and left as it was found):
+  flock /tmp/dcprestage-lab.lock .venv/bin/python bench/orchestration.py \
+      [--subclouds 12] [--window 3] [--size 20M] [--slow-rate 16mbit] [--release 24.09]
 """
 
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-RELEASE = "24.09"
 sys.path.insert(0, str(ROOT / "lab"))
 
 from labctl.testing import Lab  # noqa: E402
+from labctl.util import parse_size  # noqa: E402
 
+# The role on its own, as a user's playbook runs it, with the system controller's facts read
+# once (delegated to it, as root there: its become password is in its host_vars).
 BUILTIN = """
 - name: Release info, once
-  hosts: all
+  hosts: all:!system_controller
   gather_facts: false
   tasks:
-    - distcloud.prestage.sc_release_info:
+    - name: Read what the system controller serves for the release
+      distcloud.prestage.sc_release_info:
         release: "{release}"
         for_sw_deploy: false
-        system_controller: "{{{{ prestage_system_controller }}}}"
       run_once: true
-      delegate_to: localhost
+      delegate_to: "{{{{ prestage_system_controller_host }}}}"
+      become: true
       register: info
 - name: Prestage
-  hosts: all
+  hosts: all:!system_controller
   gather_facts: false
   strategy: {strategy}
   {serial}
@@ -75,73 +86,94 @@ def timed(args: list[str], env: dict[str, str]) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--subclouds", type=int, default=12)
     parser.add_argument("--window", type=int, default=3)
-    parser.add_argument("--size", default="20M")
+    parser.add_argument("--size", default="20M", help="the lab's feed size (lab up --size)")
     parser.add_argument("--slow-rate", default="16mbit")
+    parser.add_argument("--release", default="24.09")
     options = parser.parse_args()
-    lock = open("/tmp/dcprestage-lab.lock", "w")  # noqa: SIM115 - held for the whole bench
-    fcntl.flock(lock, fcntl.LOCK_EX)
+    if os.geteuid() != 0:
+        raise SystemExit("needs root (the lab)")
     lab = Lab()
     was_up = lab.is_up()
-    lab.up(max(options.subclouds, len(lab.subclouds) if was_up else 0), options.size)
+    found_count = len(lab.subclouds) if was_up else 0
+    found_size = int(lab.info["system_controller"]["size_bytes"]) if was_up else None
+    changed = (
+        not was_up or found_size != parse_size(options.size) or found_count < options.subclouds
+    )
+    if changed:
+        lab.up(max(options.subclouds, found_count), options.size)
     clouds = [f"subcloud{i}" for i in range(1, options.subclouds + 1)]
     slow = clouds[::3]  # every third subcloud behind a slow link
+    local = lab.subclouds_where(software_version=options.release)
     work = Path(tempfile.mkdtemp(prefix="dcp-orchbench-"))
-    secrets = lab.ansible_secrets(work)
+    secrets = lab.ansible_secrets(work)  # 0600: the subclouds' passwords
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE", "DCPRESTAGE"))},
-        "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+        **lab.ansible_env(work),
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         "ANSIBLE_HOME": str(work / "ansible-home"),
-        "DCPRESTAGE_INVENTORY": str(lab.inventory),
     }
-    base = [str(BIN / "ansible-playbook"), "-i", str(lab.inventory), "-e", f"@{secrets}",
-            "-l", ",".join(clouds)]  # fmt: skip
+    inventories = ["-i", str(lab.inventory), "-i", str(secrets)]
+    base = [str(BIN / "ansible-playbook"), *inventories, "-l", ",".join(clouds)]
 
-    def wipe() -> None:
-        for cloud in clouds:
-            lab.ssh(cloud, f"rm -rf /opt/platform-backup/{RELEASE}", become=True, check=True)
+    def fresh() -> None:
+        """The subclouds as `lab up` makes them, the slow ones behind their slow link."""
+        lab.reset(*clouds)
+        for cloud in slow:
+            lab.fault("slow-link", cloud, options.slow_rate)
 
     def ours(state: Path) -> tuple[float, float]:
-        return timed([*base, str(ROOT / "playbooks" / "prestage.yml"), "-e", f"release={RELEASE}",
-                      "-e", f"max_parallel_subclouds={options.window}",
-                      "-e", f"prestage_state_dir={state}"], env)  # fmt: skip
+        variables = work / "ours.json"
+        variables.write_text(json.dumps({"release": options.release,
+                                         "max_parallel_subclouds": options.window}))  # fmt: skip
+        return timed([*base, str(ROOT / "playbooks" / "prestage.yml"), "-e", f"@{variables}"],
+                     {**env, "DCPRESTAGE_STATE_DIR": str(state)})  # fmt: skip
 
     def builtin(strategy: str, serial: str, forks: int) -> tuple[float, float]:
         play = work / f"{strategy}.yml"
-        play.write_text(BUILTIN.format(release=RELEASE, strategy=strategy, serial=serial))
+        play.write_text(BUILTIN.format(release=options.release, strategy=strategy, serial=serial))
         return timed([*base, "--forks", str(forks), str(play)], env)
 
+    results: dict[str, tuple[float, float]] = {}
     try:
-        for cloud in slow:
-            lab.fault("slow-link", cloud, options.slow_rate)
-        ours(work / "warm-up")  # images land in every subcloud's registry once
-        results = {}
-        wipe()
+        # the SC's checksum of the feed, computed once: every variant finds it in the cache
+        subprocess.run(
+            [str(BIN / "ansible"), *inventories, lab.sc, "-b", "-m",
+             "distcloud.prestage.sc_release_info", "-a", f"release={options.release}"],
+            env=env, cwd=ROOT, capture_output=True, check=True,
+        )  # fmt: skip
+        fresh()
         results["ours (window)"] = ours(work / "measured")
-        wipe()
+        fresh()
         results[f"linear, serial: {options.window}"] = builtin(
             "linear", f"serial: {options.window}", 250
         )
-        wipe()
+        fresh()
         results[f"host_pinned, {options.window} forks"] = builtin("host_pinned", "", options.window)
+        steps = json.loads((work / "measured" / "strategy.json").read_text())["steps"]
     finally:
-        for cloud in slow:
-            lab.fault("slow-link", cloud, undo=True)
+        if lab.is_up():
+            lab.reset(*[c for c in clouds if c in lab.subclouds])  # slow links gone too
         if not was_up:
             lab.down()
-        fcntl.flock(lock, fcntl.LOCK_UN)
+        elif changed:
+            lab.up(found_count, str(found_size))
+        shutil.rmtree(work, ignore_errors=True)
 
-    steps = json.loads((work / "measured" / "strategy.json").read_text())["steps"]
-
-    def seconds(step: dict, key: str) -> float:
+    def seconds(step: dict[str, Any], key: str) -> float:
         return datetime.strptime(step[key], "%Y-%m-%d %H:%M:%S.%f").timestamp()
 
-    durations = [seconds(s, "finished-at") - seconds(s, "started-at") for s in steps]
-    bound = max(*durations, sum(durations) / options.window)
-    print(f"{options.subclouds} subclouds ({len(slow)} behind {options.slow_rate}), "
-          f"window {options.window}, feed {options.size}")  # fmt: skip
+    durations = {s["cloud"]: seconds(s, "finished-at") - seconds(s, "started-at") for s in steps}
+    bound = max(*durations.values(), sum(durations.values()) / options.window)
+    print(f"{options.subclouds} subclouds for install of {options.release} "
+          f"(local copy on {', '.join(c for c in clouds if c in local) or 'none'}), "
+          f"{len(slow)} behind {options.slow_rate} ({', '.join(slow)}), window "
+          f"{options.window}, feeds {options.size}")  # fmt: skip
+    print("  subcloud durations (ours): " + ", ".join(
+        f"{c.removeprefix('subcloud')}:{d:.1f}" for c, d in sorted(
+            durations.items(), key=lambda i: int(i[0].removeprefix("subcloud")))))  # fmt: skip
     print(f"  ideal lower bound                     {bound:7.1f} s")
     for name, (wall, cpu) in results.items():
         per = cpu / options.subclouds

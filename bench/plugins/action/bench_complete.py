@@ -11,5 +11,5 @@ class ActionModule(ActionBase):
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         result = super().run(tmp, task_vars)
         result.update(changed=False, prestage_complete=True,
-                      prestage_versions="for-install: 24.09 - for-sw-deploy: None")  # fmt: skip
+                      prestage_versions="for-install: 25.09 - for-sw-deploy: None")  # fmt: skip
         return result

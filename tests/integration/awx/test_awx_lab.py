@@ -1,8 +1,8 @@
 """AWX jobs (awxsim: as AWX configures ansible-runner) of the real playbook and roles against lab
 subclouds: one job of playbooks/prestage.yml from the work tree, and two slices at once of the
 installed Galaxy artifact run from the example AWX project, from a directory outside the
-repository with only the installed collection (and site-packages' ansible.posix) on the
-collections path. Each checks the state dirs, the prestage_summary artifact, what landed on the
+repository with only the installed collection (no other collection) on the collections path.
+Each checks the state dirs, the prestage_summary artifact, what landed on the
 subclouds, and that no file of the jobs holds the password."""
 
 from __future__ import annotations
@@ -28,20 +28,33 @@ MARKER = f"/opt/platform-backup/{RELEASE}/.ostree_rsync_completed"
 
 
 def _project(lab, root: Path) -> Path:
-    """The example AWX project, its inventory source given the lab's system controller."""
+    """The example AWX project, its inventory source pointed at the lab's system controller
+    (address, ssh options, interpreter); its credentials still come from the job's "StarlingX
+    system controller" credential, as the example says."""
     project = root / "scm" / "project"
     shutil.copytree(ROOT / "awx" / "project", project)
     source = yaml.safe_load((project / SOURCE_PATH).read_text())
-    source["system_controller"] = yaml.safe_load(Path(lab.inventory).read_text())[
-        "system_controller"
-    ]
+    lab_vars = yaml.safe_load(Path(lab.inventory).read_text())["system_controller"]["vars"]
+    source["system_controller"]["vars"].update({
+        key: lab_vars[key]
+        for key in ("ansible_host", "ansible_ssh_common_args", "ansible_python_interpreter")
+    })  # fmt: skip
     (project / SOURCE_PATH).write_text(yaml.safe_dump(source))
     return project
 
 
+def _sc_credential(lab) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """The job template's "StarlingX system controller" credential, filled in for the lab."""
+    data = yaml.safe_load((ROOT / "awx" / "awx-credentials.yml").read_text())
+    kind = next(t for t in data["credential_types"] if t["name"] == "StarlingX system controller")
+    key = Path(yaml.safe_load(Path(lab.inventory).read_text())["system_controller"]["vars"][
+        "ansible_ssh_private_key_file"
+    ]).read_text()  # fmt: skip
+    return [(kind, {"ssh_key_data": key, "become_password": lab.sc_password})]
+
+
 def _wipe(lab, clouds: list[str]) -> None:
-    for cloud in clouds:
-        lab.ssh(cloud, f"rm -rf /opt/platform-backup/{RELEASE}", become=True, check=True)
+    lab.reset(*clouds)
 
 
 def _strategy(state_dir: Path) -> dict[str, Any]:
@@ -49,10 +62,16 @@ def _strategy(state_dir: Path) -> dict[str, Any]:
 
 
 def _no_password(lab, *roots: Path) -> None:
+    """Neither the subclouds' nor the system controller's password in any file of the job
+    (output, artifacts, state), except the system controller's in the job's own input: the
+    credential's injected extra vars file that AWX writes to env/ and removes with the job."""
     for root in roots:
         for path in root.rglob("*"):
             if path.is_file():
-                assert lab.password.encode() not in path.read_bytes(), path
+                data = path.read_bytes()
+                assert lab.password.encode() not in data, path
+                if path.parent != root / "env":
+                    assert lab.sc_password.encode() not in data, path
 
 
 def _answers(state_base: Path) -> dict[str, Any]:
@@ -74,7 +93,7 @@ def test_an_awx_job_of_the_work_tree_playbook_prestages_lab_subclouds(lab, tmp_p
     job, params = awxsim.prepare_job(
         tmp_path / "jobs", 61, ROOT, "playbooks/prestage.yml", export,
         extra_vars=_answers(state_base), password=lab.password, limit=":".join(clouds),
-        copy_project=False,
+        copy_project=False, credentials=_sc_credential(lab),
     )  # fmt: skip
     job = awxsim.run_job(job, params, env)
     assert (job.status, job.rc) == ("successful", 0), job.stdout()[-4000:]
@@ -112,6 +131,7 @@ def test_two_slices_of_the_installed_artifact_prestage_lab_subclouds(
             outside / "jobs", job_id, project, "prestage.yml", export,
             extra_vars=_answers(state_base), password=lab.password, slice_number=number,
             slice_count=2, workflow_job_id=70, limit=":".join(clouds),
+            credentials=_sc_credential(lab),
         )  # fmt: skip
         started.append((job, awxsim.start_job(params, env)))
     jobs = [awxsim.finish_job(job, process) for job, process in started]

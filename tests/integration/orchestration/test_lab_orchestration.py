@@ -56,10 +56,10 @@ class Ops:
         return result
 
     def playbook(self, *args: str) -> subprocess.CompletedProcess[str]:
-        secrets = self.lab.ansible_secrets(self.state_dir.parent)  # 0600 vars file
+        secrets = self.lab.ansible_secrets(self.state_dir.parent)  # 0600 inventory source
         result = subprocess.run(
-            [str(VENV_BIN / "ansible-playbook"), "-i", str(self.lab.inventory),
-             str(ROOT / "playbooks" / "prestage.yml"), "-e", f"@{secrets}",
+            [str(VENV_BIN / "ansible-playbook"), "-i", str(self.lab.inventory), "-i", str(secrets),
+             str(ROOT / "playbooks" / "prestage.yml"),
              "-e", f"prestage_state_dir={self.state_dir}", *args],
             capture_output=True, text=True, env=self.env, cwd=ROOT, timeout=900, check=False,
         )  # fmt: skip
@@ -118,10 +118,8 @@ class Recorder:
 
 
 def wipe(lab, clouds: list[str]) -> None:
-    """Remove what earlier runs prestaged, so this run really moves content."""
-    for cloud in clouds:
-        lab.ssh(cloud, f"rm -rf /opt/platform-backup/{RELEASE} /opt/software/{RELEASE}",
-                become=True, check=True)  # fmt: skip
+    """Subclouds as `lab up` made them (nothing prestaged), so this run really moves content."""
+    lab.reset(*clouds)
 
 
 @pytest.fixture(scope="module")

@@ -65,7 +65,7 @@ def test_the_seed_procedure(lab, tmp_path) -> None:
     # "Any existing strategy must be deleted first as only one type of strategy can exist"
     # 2. ... for all subclouds (--for-sw-deploy, release defaults to the system controller's)
     created = table(ops, "prestage-strategy", "create", "--for-sw-deploy")
-    assert created["prestage software version"] == "24.09"
+    assert created["prestage software version"] == "25.09"  # the system controller's
     assert ops.cli("prestage-strategy", "create", "subcloud1", check=False).stderr.strip() == (
         "Strategy of type: 'prestage' already exists"
     )
