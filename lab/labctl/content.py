@@ -18,6 +18,7 @@ from labctl.paths import (
     PYTHON39_HOME,
     REGISTRY_PORT,
     REGISTRY_USER,
+    REPO,
     SC_ADDRESS,
     SC_NAME,
     HostPaths,
@@ -208,8 +209,10 @@ def write_host_content(paths: Paths, host: hosts.LabHost) -> None:
             for release in stxcontent.SC_FEEDS
         ]
         atomic_write(hp.ctl / "mounts", "\n".join(mounts) + "\n")
-        # the controller's own Python, for the local topology (Ansible run on the SC itself)
-        atomic_write(hp.ctl / "extra-python", f"{sys.base_prefix}\n")
+        # the controller's own Python and this repository (its venv, the collection, the feed
+        # server), for the local topology (Ansible run on the SC itself): wherever they are, the
+        # SC's private /tmp or /root must not hide them
+        atomic_write(hp.ctl / "keep", f"{sys.base_prefix}\n{REPO}\n")
         return
     stxcontent.build_subcloud(
         var_root=hp.var_upper,

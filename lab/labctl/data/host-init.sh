@@ -12,6 +12,19 @@ ip addr add "$address/$prefix" dev eth0
 ip link set eth0 up
 hostname controller-0
 
+# Paths of the machine the host keeps seeing whatever is mounted over their parents below (a
+# private /tmp, /root, /home...): Python 3.9 (below /root), and on the system controller
+# (ctl/keep) the controller's Python and this repository, for Ansible run on the SC itself and
+# the lab's feed server. Bound aside first, moved back into place last.
+keeps=("$python_home")
+if [ -f "$root/ctl/keep" ]; then
+  while read -r path; do [ -n "$path" ] && keeps+=("$path"); done <"$root/ctl/keep"
+fi
+for i in "${!keeps[@]}"; do
+  mkdir -p "$root/ctl/keep-$i"
+  mount --bind "${keeps[$i]}" "$root/ctl/keep-$i"
+done
+
 # /etc and /var: overlays on the machine's, so the host has its own users (sysadmin), sudoers,
 # hosts, trust, its own /var/www/pages/feed, /var/lib/docker and registry storage, /var/log.
 mount -t overlay lab-etc -o "lowerdir=/etc,upperdir=$root/etc.upper,workdir=$root/etc.work" /etc
@@ -28,20 +41,11 @@ mount -t overlay lab-usr-sbin -o "lowerdir=$run/layers/usr-sbin:/usr/sbin" /usr/
 mount -t tmpfs -o mode=0755,size=64m lab-run /run
 mkdir -p /run/sshd
 # Python 3.9 lives below /root (0700 on the machine): give the host its own /root, traversable,
-# holding only that installation (and, on the system controller, the controller's Python too,
-# ctl/extra-python: an SC that can run Ansible itself), so sysadmin can run python3 too.
-homes=("$python_home")
-if [ -f "$root/ctl/extra-python" ]; then
-  while read -r home; do [ -n "$home" ] && homes+=("$home"); done <"$root/ctl/extra-python"
-fi
-for i in "${!homes[@]}"; do
-  mkdir -p "$root/ctl/python-$i"
-  mount --bind "${homes[$i]}" "$root/ctl/python-$i"
-done
+# holding only the kept paths below it, so sysadmin can run python3 too.
 mount -t tmpfs -o mode=0711,size=16m lab-root /root
-for i in "${!homes[@]}"; do
-  mkdir -p "${homes[$i]}"
-  mount --move "$root/ctl/python-$i" "${homes[$i]}"
+for i in "${!keeps[@]}"; do
+  mkdir -p "${keeps[$i]}"
+  mount --move "$root/ctl/keep-$i" "${keeps[$i]}"
 done
 chmod 0755 /root/.pyenv /root/.pyenv/versions 2>/dev/null || true
 

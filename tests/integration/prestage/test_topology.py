@@ -108,3 +108,33 @@ def test_ansible_on_the_system_controller_itself(lab: Any, prestage: Prestage) -
     finally:
         shutil.rmtree(work, ignore_errors=True)
         os.sync()
+
+
+@pytest.mark.parametrize(
+    ("sc_vars", "reason"),
+    [
+        ({"ansible_become_password": "not-its-password"}, "Incorrect sudo password"),
+        ({"ansible_ssh_private_key_file": "/nonexistent/key"}, "Permission denied"),
+        ({"ansible_port": 1}, "Connection refused"),
+    ],
+    ids=["wrong-sudo-password", "wrong-key", "unreachable"],
+)
+def test_a_system_controller_that_cannot_be_read_changes_nothing(
+    lab: Any, prestage: Prestage, tmp_path: Any, sc_vars: dict[str, Any], reason: str
+) -> None:
+    """Wrong credentials for the system controller, or no answer from it: one line naming it
+    before the strategy exists, no subcloud contacted, nothing written."""
+    name = prestage.subclouds(SC_RELEASE)[0]
+    before = prestage.inside(name, "find /opt/platform-backup /opt/software | sort").stdout
+    override = tmp_path / "sc-override.yml"
+    override.write_text(yaml.safe_dump({"all": {"hosts": {lab.sc: sc_vars}}}))
+    run = prestage.run(name, args=("-i", str(override)))
+    assert run.rc != 0
+    strategy = run.task(name, "strategy") or {}  # run once, for the play's first host
+    message = str(strategy.get("msg", ""))
+    assert message.startswith(f"Cannot read the system controller ({lab.sc}): "), message
+    assert reason in message and "\n" not in message, message
+    assert not (run.state_dir / "strategy.json").exists()
+    assert run.task(name, "precheck") is None  # no subcloud was contacted
+    assert prestage.inside(name, "find /opt/platform-backup /opt/software | sort").stdout == before
+    assert not any(secret in run.stdout + run.stderr for secret in lab.secrets)
