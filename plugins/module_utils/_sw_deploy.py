@@ -242,6 +242,90 @@ def metadata_states(release, sc_release, staged_dir, subcloud_dir, component):
     return plan
 
 
+# USM's component layout (>= 26.10): product files <product>-<level>-metadata.xml at the metadata
+# root, their metapackages <name>_<level>-metadata.xml in the state directories, a product's state
+# being its metapackages' (UP:software/release_data.py:58-82; UP:software/states.py:114-136;
+# UP:software/software_functions.py:1509).
+COMPONENT_DEPLOYED_DIRS = ("deployed", "committed", "remove-selected")
+
+
+def uses_component_sync(release, subcloud_release):
+    """A >= 26.10 release on a >= 26.10 subcloud: both sides keep the component layout."""
+    return not version_le(major_of(release), "26.03") and not version_le(
+        major_of(subcloud_release), "26.03"
+    )
+
+
+def level_of(release_id):
+    """The MM.mm.pp of a release id ('starlingx-26.10.1' -> '26.10.1')."""
+    return _id_version(release_id)
+
+
+def metapackage_level(name):
+    """'k8s_26.10.1-metadata.xml' -> '26.10.1' ('' for a name that is not a metapackage's)."""
+    match = re.match(r"^[^/]*_([0-9][0-9.]*)-metadata\.xml$", name)
+    return match.group(1) if match else ""
+
+
+def metapackages(metadata_dir, level, states=None):
+    """The metapackage files of a product level in metadata_dir's state directories."""
+    found = []
+    for state in sorted(_listdir(metadata_dir)):
+        directory = os.path.join(metadata_dir, state)
+        if not os.path.isdir(directory) or (states is not None and state not in states):
+            continue
+        for name in sorted(_listdir(directory)):
+            path = os.path.join(directory, name)
+            if metapackage_level(name) == level and stx.is_regular_file(path):
+                found.append(path)
+    return found
+
+
+def component_states(release, staged_dir, subcloud_dir):
+    """Our sync of a >= 26.10 release on a >= 26.10 subcloud, a deliberate departure from
+    ostree-metadata-sync.sh (S:591-592, 612-630, 680-708): there it deletes every file of the
+    release, the subcloud's deployed metapackages included, and takes a metapackage's name for a
+    release id, which leaves USM unable to list the subcloud's releases. Here each product
+    release of the system controller (its product files at the staged root, S:598-600) at or
+    below the subcloud's highest deployed level stays as the subcloud has it; a higher one
+    becomes available - its product file at the metadata root, its metapackages in available/
+    (S:680-708), with prepatched_iso N when it is the lowest of them all (S:655-659). The
+    subcloud's other releases are left alone. Returns (release_id, state, product file,
+    metapackage files, disable_prepatched) per system controller product release."""
+    pattern = f"*-{release}*-metadata.xml"
+    central = sorted(
+        (
+            os.path.join(staged_dir, name)
+            for name in _listdir(staged_dir)
+            if fnmatch.fnmatchcase(name, pattern)
+            and stx.is_regular_file(os.path.join(staged_dir, name))
+        ),
+        key=_version_sort_key,
+    )
+    deployed = set()
+    for state in COMPONENT_DEPLOYED_DIRS:
+        for name in _listdir(os.path.join(subcloud_dir, state)):
+            level = metapackage_level(name)
+            if level.startswith(release + "."):
+                deployed.add(level)
+    highest_deployed = max(deployed, key=_version_sort_key) if deployed else ""
+    plan = []
+    lowest_central = _id_version(_release_id(central[0])) if central else ""
+    for path in central:
+        release_id = _release_id(path)
+        level = _id_version(release_id)
+        if highest_deployed and version_le(level, highest_deployed):
+            plan.append((release_id, "deployed", None, [], False))
+            continue
+        packages = metapackages(staged_dir, level)
+        if not packages:
+            raise SyncError(
+                f"The system controller's metadata holds no metapackage of {release_id}"
+            )
+        plan.append((release_id, "available", path, packages, level == lowest_central))
+    return plan
+
+
 def _listdir(path):
     try:
         return os.listdir(path)

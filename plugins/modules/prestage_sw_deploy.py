@@ -339,6 +339,8 @@ class Step:
         if os.path.isdir(own):
             shutil.copytree(own, os.path.join(backup, "metadata"), symlinks=True)
         self.backup = backup
+        if swd.uses_component_sync(self.release, self.host_release):
+            return swd.component_states(self.release, staged, os.path.join(backup, "metadata"))
         component = not swd.version_le(self.release, "26.03")
         return swd.metadata_states(
             self.release,
@@ -415,14 +417,48 @@ class Step:
             detail = " ".join((err or out).split())[-300:]
             raise swd.SyncError(f"{swd.PULL_FAILED} ({detail})")
 
-    def apply_states(self, plan):
-        """S:589-708: the release's rel-<v>.* dirs and metadata files go, then each release's
-        file lands in its state's directory."""
-        metadata = stx.metadata_dir(self.host_release)
+    def remove_release_dirs(self):
+        """S:591: the release's rel-<v>.* directories go (the system controller's are pushed
+        after the sync)."""
         for path in glob.glob(os.path.join(stx.SOFTWARE_DIR, f"rel-{self.release}.*")):
             shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.unlink(
                 path
             )
+
+    def apply_component_states(self, plan):
+        """swd.component_states' plan (our departure): a release that becomes available gets
+        its product file at the metadata root and its metapackages in available/, replacing any
+        copy of that level; nothing else of the subcloud's metadata changes."""
+        metadata = stx.metadata_dir(self.host_release)
+        self.remove_release_dirs()
+        states = []
+        for release_id, state, product, packages, disable_prepatched in plan:
+            if state != "available":
+                states.append({"id": release_id, "state": state, "to": None})
+                continue
+            stale = swd.metapackages(metadata, swd.level_of(release_id))
+            stale.append(os.path.join(metadata, os.path.basename(product)))
+            for path in stale:
+                if os.path.lexists(path):
+                    os.unlink(path)
+            if disable_prepatched:
+                swd.set_prepatched_iso_n(product)
+            available = os.path.join(metadata, "available")
+            os.makedirs(available, mode=0o755, exist_ok=True)
+            shutil.copy(product, metadata)
+            for path in packages:
+                shutil.copy(path, available)
+            states.append({"id": release_id, "state": state, "to": metadata})
+        shutil.rmtree(getattr(self, "backup", ""), ignore_errors=True)
+        return states
+
+    def apply_states(self, plan):
+        """S:589-708: the release's rel-<v>.* dirs and metadata files go, then each release's
+        file lands in its state's directory."""
+        if swd.uses_component_sync(self.release, self.host_release):
+            return self.apply_component_states(plan)
+        metadata = stx.metadata_dir(self.host_release)
+        self.remove_release_dirs()
         for dirpath, _dirs, names in os.walk(metadata):
             for name in names:
                 if self.release in name:
@@ -437,13 +473,6 @@ class Step:
             os.makedirs(target, mode=0o755, exist_ok=True)
             shutil.copy(source, target)
             states.append({"id": release_id, "state": state, "to": target})
-        component = not swd.version_le(self.release, "26.03")
-        if component and not swd.version_le(self.host_release, "26.03"):
-            available = os.path.join(metadata, "available")
-            os.makedirs(available, exist_ok=True)
-            staged = os.path.join(swd.STAGING_DIR, "metadata")
-            for path in glob.glob(os.path.join(staged, "*", f"*_{self.release}-metadata.xml")):
-                shutil.copy(path, available)
         shutil.rmtree(getattr(self, "backup", ""), ignore_errors=True)
         return states
 

@@ -689,3 +689,73 @@ def test_set_prepatched_iso_n_writes_what_the_script_writes(tmp_path: Path) -> N
         result = metadata_sync(tmp_path / "work", f"disable_prepatched_iso_flag {theirs}")
         assert result.stderr == "" and theirs.read_text() != text, name
         assert ours.read_bytes() == theirs.read_bytes(), name
+
+
+# ------------------------------------------------- the component layout on both sides (>= 26.10)
+
+
+def component_tree(root: Path, products: list[str], packages: dict[str, list[str]]) -> Path:
+    """USM's component layout: product files at the root, metapackages <name>_<level> in the
+    state directories (UP:software/release_data.py:58-82)."""
+    for product in products:
+        write(root / f"{product}-metadata.xml", metadata_xml(product))
+    for state, names in packages.items():
+        for name in names:
+            level = name.split("_")[1]
+            write(root / state / f"{name}-metadata.xml", metadata_xml(name, sw_version=level))
+    return root
+
+
+SC_26_10 = {
+    "deployed": ["base_26.10.0", "k8s_26.10.0", "base_26.10.1", "k8s_26.10.1"],
+    "unavailable": ["base_25.09.0"],
+}
+
+
+def test_component_sync_keeps_what_the_subcloud_runs_and_adds_the_patch(tmp_path: Path) -> None:
+    """Our departure (StarlingX's S:591-592 would delete the subcloud's deployed metapackages):
+    the deployed 26.10.0 stays as the subcloud has it, 26.10.1 becomes available - its product
+    file for the root, its metapackages for available/ - without prepatched_iso N (26.10.0 is the
+    lowest central level, S:655-659)."""
+    staged = component_tree(
+        tmp_path / "staged", ["starlingx-26.10.0", "starlingx-26.10.1", "starlingx-25.09.0"],
+        SC_26_10,
+    )  # fmt: skip
+    subcloud = component_tree(
+        tmp_path / "subcloud", ["starlingx-26.10.0"], {"deployed": ["base_26.10.0", "k8s_26.10.0"]}
+    )
+    assert swd.uses_component_sync("26.10", "26.10")
+    assert not swd.uses_component_sync("26.10", "25.09")
+    assert not swd.uses_component_sync("25.09", "26.10")
+    plan = swd.component_states("26.10", str(staged), str(subcloud))
+    summary = [(i, s, p and Path(p).name, [Path(m).name for m in ms], n) for i, s, p, ms, n in plan]
+    assert summary == [
+        ("starlingx-26.10.0", "deployed", None, [], False),
+        ("starlingx-26.10.1", "available", "starlingx-26.10.1-metadata.xml",
+         ["base_26.10.1-metadata.xml", "k8s_26.10.1-metadata.xml"], False),
+    ]  # fmt: skip
+
+
+def test_component_sync_of_a_subcloud_without_the_release(tmp_path: Path) -> None:
+    """Nothing of 26.10 deployed there: every level available, the lowest with prepatched_iso N;
+    a product level without metapackages on the system controller is refused before anything
+    changes."""
+    staged = component_tree(
+        tmp_path / "staged", ["starlingx-26.10.0", "starlingx-26.10.1"], SC_26_10
+    )
+    subcloud = component_tree(tmp_path / "subcloud", [], {"deployed": ["base_26.03.0"]})
+    plan = swd.component_states("26.10", str(staged), str(subcloud))
+    assert [(i, s, n) for i, s, _p, _ms, n in plan] == [
+        ("starlingx-26.10.0", "available", True),
+        ("starlingx-26.10.1", "available", False),
+    ]
+    write(staged / "starlingx-26.10.2-metadata.xml", metadata_xml("starlingx-26.10.2"))
+    with pytest.raises(swd.SyncError, match=r"no metapackage of starlingx-26\.10\.2"):
+        swd.component_states("26.10", str(staged), str(subcloud))
+
+
+def test_metapackage_level() -> None:
+    assert swd.metapackage_level("k8s_26.10.1-metadata.xml") == "26.10.1"
+    assert swd.metapackage_level("pre-base_26.10.0-metadata.xml") == "26.10.0"
+    assert swd.metapackage_level("starlingx-26.10.1-metadata.xml") == ""
+    assert swd.level_of("starlingx-26.10.1") == "26.10.1"
