@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from labctl import consumers, content, faults, hosts, network, pki, regfile
+from labctl import consumers, content, faults, hosts, network, pki, regfile, stxcontent
 from labctl.paths import (
     BRIDGE,
     BRIDGE_ADDRESS,
@@ -108,7 +108,7 @@ def _secrets(paths: Paths) -> dict[str, str]:
     return passwords
 
 
-def up(paths: Paths, count: int, size_arg: str | None) -> int:
+def up(paths: Paths, count: int, size_arg: str | None, sc_release_arg: str | None = None) -> int:
     if not 1 <= count <= MAX_SUBCLOUDS:
         raise LabError(f"N must be between 1 and {MAX_SUBCLOUDS}")
     _check_host()
@@ -118,13 +118,18 @@ def up(paths: Paths, count: int, size_arg: str | None) -> int:
     paths.root.mkdir(parents=True, exist_ok=True)
     with locked(paths.lock):
         size = content.feed_size(paths, size_arg, DEFAULT_SIZE)
+        sc_release = content.sc_release(paths, sc_release_arg)
+        built = content.built_sc_release(paths)
+        # a system controller of another release: its content, and every subcloud (they run
+        # its release or the previous one), are built anew
+        rerelease = built is not None and built != sc_release
         pki.ensure_ca(paths)
         passwords = _secrets(paths)
         network.ensure_bridge()
         content.ensure_python39(paths)
         content.ensure_layers(paths)
         hosts.ensure_host_key(paths)
-        entries = regfile.sync(paths, count)
+        entries = regfile.sync(paths, count, sc_release, rerelease=rerelease)
         regfile.write_inventory_config(paths)
         regfile.write_password_inventory(paths)
 
@@ -136,11 +141,11 @@ def up(paths: Paths, count: int, size_arg: str | None) -> int:
                 creds = hosts.Credentials.read(paths, passwords)
             return creds
 
-        sc = content.system_controller()
+        sc = content.system_controller(sc_release)
         sc_started = False
-        if not hosts.running(paths, SC_NAME) or content.sc_outdated(paths, size):
+        if not hosts.running(paths, SC_NAME) or content.sc_outdated(paths, size, sc_release):
             hosts.stop(paths, [SC_NAME])
-            content.ensure_sc_content(paths, size)
+            content.ensure_sc_content(paths, size, sc_release)
             hosts.start(paths, [sc], credentials(), content.write_host_content)
             sc_started = True
         content.ensure_images(paths)
@@ -175,7 +180,8 @@ def up(paths: Paths, count: int, size_arg: str | None) -> int:
             hosts.start(paths, to_start, credentials(), content.write_host_content)
         _write_lab_json(paths, sc, wanted, size)
     print(
-        f"lab: {count} subcloud(s) and the system controller up ({len(to_start)} started) in "
+        f"lab: {count} subcloud(s) and the {sc_release} system controller up "
+        f"({len(to_start)} started) in "
         f"{time.monotonic() - started:.1f}s; inventory {paths.inventory_config}; "
         f"sysadmin password in {paths.sysadmin_password}"
     )
@@ -411,6 +417,13 @@ def _parser() -> argparse.ArgumentParser:
         help=f"approximate size of each release feed (default "
         f"{DEFAULT_SIZE}, or what the existing feeds were built with)",
     )
+    p_up.add_argument(
+        "--sc-release",
+        choices=stxcontent.SC_RELEASES,
+        help=f"the system controller's release (default {stxcontent.SC_RELEASE}, or what the "
+        "existing lab was built with); subclouds run it, every 4th the release before it. A "
+        "change rebuilds the system controller's content and every subcloud.",
+    )
     p_down = sub.add_parser("down", help="remove everything the lab runs")
     p_down.add_argument(
         "--purge", action="store_true", help="also delete the run directory (feeds, images, CA)"
@@ -458,7 +471,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         paths = Paths(lab_dir())
         if args.command == "up":
-            return up(paths, args.count, args.size)
+            return up(paths, args.count, args.size, args.sc_release)
         if args.command == "down":
             return down(paths, args.purge)
         if args.command == "reset":

@@ -50,8 +50,9 @@ REGISTRY_SECTIONS = {
 }
 
 
-def system_controller() -> hosts.LabHost:
-    return hosts.LabHost(SC_NAME, stxcontent.SC_RELEASE, "duplex")
+def system_controller(release: str) -> hosts.LabHost:
+    """The system controller as a lab host running release (sc_release(paths): the lab's)."""
+    return hosts.LabHost(SC_NAME, stxcontent.check_sc_release(release), "duplex")
 
 
 def feed_size(paths: Paths, requested: str | None, default: str) -> int:
@@ -60,6 +61,20 @@ def feed_size(paths: Paths, requested: str | None, default: str) -> int:
         return parse_size(requested)
     stamp = _stamp(paths)
     return int(stamp.get("size") or parse_size(default))
+
+
+def built_sc_release(paths: Paths) -> str | None:
+    """The release the SC's content was built for, None when there is none."""
+    release = (_stamp(paths).get("facts") or {}).get("release")
+    return str(release) if release else None
+
+
+def sc_release(paths: Paths, requested: str | None = None) -> str:
+    """--sc-release, else the release the SC's content was built for, else the default
+    (stxcontent.SC_RELEASE): the lab's setting, kept across down/up like --size."""
+    return stxcontent.check_sc_release(
+        requested or built_sc_release(paths) or stxcontent.SC_RELEASE
+    )
 
 
 def _stamp_path(paths: Paths) -> Path:
@@ -74,9 +89,13 @@ def _stamp(paths: Paths) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def sc_outdated(paths: Paths, size: int) -> bool:
+def sc_outdated(paths: Paths, size: int, release: str) -> bool:
     stamp = _stamp(paths)
-    return stamp.get("format") != CONTENT_FORMAT or stamp.get("size") != size
+    return (
+        stamp.get("format") != CONTENT_FORMAT
+        or stamp.get("size") != size
+        or built_sc_release(paths) != release
+    )
 
 
 # ----------------------------------------------------------------- what every host runs
@@ -154,12 +173,16 @@ def _link(path: Path, target: str) -> None:
 # ------------------------------------------------------------------- the system controller
 
 
-def ensure_sc_content(paths: Paths, size: int) -> None:
-    """The SC's StarlingX content in its private root (kept across down/up)."""
+def ensure_sc_content(paths: Paths, size: int, release: str) -> None:
+    """The SC's StarlingX content for release in its private root (kept across down/up)."""
     hp = paths.sc
-    if not sc_outdated(paths, size):
+    if not sc_outdated(paths, size, release):
         return
-    log(f"building the system controller's content (feeds of {size / (1 << 20):.1f} MiB)")
+    log(f"building the system controller's {release} content (feeds of {size / (1 << 20):.1f} MiB)")
+    # the setting first (an interrupted build is rebuilt for the same release), content after
+    atomic_write(
+        _stamp_path(paths), json.dumps({"size": size, "facts": {"release": release}}) + "\n"
+    )
     for old in (hp.var_upper, hp.opt):
         if old.exists():
             shutil.rmtree(old)
@@ -168,7 +191,8 @@ def ensure_sc_content(paths: Paths, size: int) -> None:
         opt_root=hp.opt,
         cache=paths.content,
         size=size,
-        install_uuid=hosts.install_uuid(system_controller()),
+        sc_release=release,
+        install_uuid=hosts.install_uuid(system_controller(release)),
     )
     atomic_write(
         _stamp_path(paths),
@@ -206,7 +230,7 @@ def write_host_content(paths: Paths, host: hosts.LabHost) -> None:
         mounts = [
             f"--bind /var/www/pages/feed/rel-{release}/ostree_repo "
             f"/opt/platform/iso/{release}/ostree_repo"
-            for release in stxcontent.SC_FEEDS
+            for release in stxcontent.sc_feeds(host.release)
         ]
         atomic_write(hp.ctl / "mounts", "\n".join(mounts) + "\n")
         # the controller's own Python and this repository (its venv, the collection, the feed

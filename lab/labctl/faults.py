@@ -26,7 +26,7 @@ class Context:
     @property
     def host(self) -> hosts.LabHost:
         if self.name == SC_NAME:
-            return content.system_controller()
+            return content.system_controller(content.sc_release(self.paths))
         entry = regfile.entries(self.paths).get(self.name, {})
         return hosts.LabHost(
             self.name, str(entry.get("software_version")), str(entry.get("system_mode", "simplex"))

@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from labctl import stxcontent
 from labctl.paths import SC_ADDRESS, SC_NAME, Paths, subcloud_address, subcloud_index, subcloud_name
 from labctl.util import LabError, atomic_write, locked_in_place
 
@@ -27,11 +28,18 @@ SSH_ARGS = "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
 HEADER = (
     "# Subcloud registry of the dcprestage lab (written by lab/lab up; yours to edit while the\n"
     "# lab runs). Lab rules: subclouds 1-10 in First_10_Subclouds, then alternating Default /\n"
-    "# Edge_Serial; every 4th runs 24.09 (others 22.12); every 5th is duplex.\n"
+    "# Edge_Serial; every 4th runs the release before the system controller's (others the\n"
+    "# system controller's); every 5th is duplex.\n"
 )
 
 
-def default_entry(index: int) -> dict[str, Any]:
+def default_release(index: int, sc_release: str = stxcontent.SC_RELEASE) -> str:
+    """A lab subcloud's release: the system controller's, every 4th the previous one."""
+    previous, own = stxcontent.subcloud_releases(sc_release)
+    return previous if index % 4 == 0 else own
+
+
+def default_entry(index: int, sc_release: str = stxcontent.SC_RELEASE) -> dict[str, Any]:
     group = "First_10_Subclouds" if index <= 10 else "Default" if index % 2 else "Edge_Serial"
     return {
         "id": index,
@@ -41,7 +49,7 @@ def default_entry(index: int) -> dict[str, Any]:
         "management": "managed",
         "availability": "online",
         "deploy_status": "complete",
-        "software_version": "24.09" if index % 4 == 0 else "25.09",
+        "software_version": default_release(index, sc_release),
         "system_mode": "duplex" if index % 5 == 0 else "simplex",
         "sync": "in-sync",
         "backup_status": "complete",
@@ -78,10 +86,18 @@ def _dump(data: dict[str, Any]) -> str:
     return HEADER + yaml.safe_dump(data, sort_keys=False, default_flow_style=False, width=4096)
 
 
-def sync(paths: Paths, count: int) -> dict[str, dict[str, Any]]:
+def sync(
+    paths: Paths,
+    count: int,
+    sc_release: str = stxcontent.SC_RELEASE,
+    *,
+    rerelease: bool = False,
+) -> dict[str, dict[str, Any]]:
     """Make the registry hold subcloud1..subcloud<count>: keep existing entries as they are (the
-    user's edits and registry faults stay), add missing ones with the lab rules, drop lab
-    subclouds above count. The file is rewritten only when something changed."""
+    user's edits and registry faults stay), add missing ones with the lab rules for a
+    sc_release system controller, drop lab subclouds above count. rerelease (the system
+    controller's release changed): every lab subcloud's software_version follows the rule again.
+    The file is rewritten only when something changed."""
     with registry_lock(paths):
         data = load(paths)
         changed = not data
@@ -103,14 +119,18 @@ def sync(paths: Paths, count: int) -> dict[str, dict[str, Any]]:
             except ValueError:
                 kept.append(item)  # not a lab name: leave it alone
                 continue
-            if index <= count:
-                kept.append(item)
-            else:
+            if index > count:
                 changed = True
+                continue
+            wanted = default_release(index, sc_release)
+            if rerelease and str(item.get("software_version")) != wanted:
+                item["software_version"] = wanted
+                changed = True
+            kept.append(item)
         present = {str(item.get("name")) for item in kept}
         for index in range(1, count + 1):
             if subcloud_name(index) not in present:
-                kept.append(default_entry(index))
+                kept.append(default_entry(index, sc_release))
                 changed = True
         kept.sort(key=lambda item: item.get("id", 0))
         data["subclouds"] = kept

@@ -59,8 +59,7 @@ def _major(level: str) -> str:
 FEED_FORMAT = 1  # bump when the feed layout changes: every feed is rebuilt
 IMAGE_FORMAT = 1
 
-SC_RELEASE = "25.09"
-SUBCLOUD_RELEASES = ("24.09", "25.09")
+SC_RELEASE = "25.09"  # the default; lab/lab up --sc-release sets the lab's
 # The release from which USM keeps release metadata in the component layout
 # (/opt/software/releases/metadata) instead of /opt/software/metadata/<state>/
 # (PR:prepare-env/tasks/main.yml:48-55; UP:software/constants.py:57-69).
@@ -125,12 +124,40 @@ SC_STATES: dict[str, dict[str, str]] = {
 }  # fmt: skip
 
 
+# The releases a lab system controller may run (lab/lab up --sc-release).
+SC_RELEASES = tuple(sorted(SC_STATES, key=version_key))
+
+
+def check_sc_release(sc_release: str) -> str:
+    if sc_release not in SC_STATES:
+        raise LabError(f"a lab system controller runs one of {', '.join(SC_RELEASES)}, "
+                       f"not {sc_release!r}")  # fmt: skip
+    return sc_release
+
+
 def sc_feeds(sc_release: str = SC_RELEASE) -> tuple[str, ...]:
     """The MM.mm releases whose feed the system controller holds (oldest first)."""
+    check_sc_release(sc_release)
     return tuple(sorted({_major(level) for level in SC_STATES[sc_release]}, key=version_key))
 
 
+def previous_release(sc_release: str) -> str:
+    """The release below the system controller's whose feed it offers, the one it upgrades
+    subclouds from (25.09 -> 24.09, 26.10 -> 25.09)."""
+    older = [release for release in sc_feeds(sc_release) if release != sc_release]
+    if not older:
+        raise LabError(f"a {sc_release} system controller offers no older release")
+    return older[-1]
+
+
+def subcloud_releases(sc_release: str = SC_RELEASE) -> tuple[str, str]:
+    """The releases the lab's subclouds run under a sc_release system controller: the previous
+    release and its own."""
+    return previous_release(sc_release), sc_release
+
+
 SC_FEEDS = sc_feeds()
+SUBCLOUD_RELEASES = subcloud_releases()
 
 # Images per release, by their public names (STARLINGX.md §4). They span docker.io, quay.io,
 # registry.k8s.io and ghcr.io so every mapping rule of download_images.py is exercised: docker.io
@@ -151,6 +178,13 @@ IMAGES: dict[str, tuple[str, ...]] = {
         "quay.io/jetstack/cert-manager-controller:v1.15.3",
         "registry.k8s.io/pause:3.10",
         "ghcr.io/fluxcd/helm-controller:v1.0.1",
+    ),
+    "26.10": (
+        "docker.io/starlingx/stx-pause:26.10",
+        "docker.io/starlingx/stx-platformclients:stx.13.0-v1.5.13",
+        "quay.io/jetstack/cert-manager-controller:v1.17.2",
+        "registry.k8s.io/pause:3.10.1",
+        "ghcr.io/fluxcd/helm-controller:v1.3.0",
     ),
 }
 
@@ -915,8 +949,9 @@ def build_system_controller(
     - /opt/upgrades/metadata.xml (also wanted at /usr/rootdirs/opt/upgrades/metadata.xml: copy
       it there, DC:dcmanager/common/utils.py:2285-2313);
     - /opt/platform/iso/<v>/ostree_repo: empty mount points for the feed binds;
-    - USM metadata in the layout of sc_release, /opt/software/rel-<MM.mm.pp>/ for every listed
-      release, /opt/software/software-scripts/;
+    - USM metadata, each release's in the layout of its own major release (a 26.10 SC keeps
+      the 25.09 releases in /opt/software/metadata/<state>/), /opt/software/rel-<MM.mm.pp>/ for
+      every listed release, /opt/software/software-scripts/;
     - /opt/platform/deploy/<v>/prestage_images_images.lst per feed release.
     install_uuid is the SC's platform.conf INSTALL_UUID (written to its own release's feed).
     Returns JSON-able facts (paths as the SC sees them, commits)."""
@@ -938,9 +973,20 @@ def build_system_controller(
     write_upgrades_metadata(opt_root / "upgrades/metadata.xml", sc_release,
                             list(lab.supported_upgrades))  # fmt: skip
     software = opt_root / "software"
-    metadata_dir, layout = metadata_dir_for(software, sc_release)
     metas = release_metas(states, commits)
-    write_metadata(metadata_dir, metas, layout)
+    # Each release's metadata stays in the layout of its own major release: a 26.10 system
+    # controller upgraded from 25.09 moves only the 26.10 files to the component layout
+    # (UP:upgrade-scripts/99-move-release-metadata-file.py:26-47), and USM reads both
+    # (UP:software/software_functions.py:669-694).
+    metadata_dirs: dict[str, str] = {}
+    by_dir: dict[Path, tuple[Layout, list[ReleaseMeta]]] = {}
+    for meta in metas:
+        directory, meta_layout = metadata_dir_for(software, meta.sw_version)
+        by_dir.setdefault(directory, (meta_layout, []))[1].append(meta)
+        metadata_dirs[_major(meta.sw_version)] = f"/opt/{directory.relative_to(opt_root)}"
+    for directory, (meta_layout, members) in by_dir.items():
+        write_metadata(directory, members, meta_layout)
+    metadata_dir, layout = metadata_dir_for(software, sc_release)
     write_release_dirs(software, [meta.sw_version for meta in metas])
     write_software_scripts(software, [meta.id for meta in metas])
     lists = {}
@@ -954,6 +1000,7 @@ def build_system_controller(
         "feeds": feeds,
         "metadata_dir": f"/opt/{metadata_dir.relative_to(opt_root)}",
         "metadata_layout": layout,
+        "metadata_dirs": metadata_dirs,
         "releases": {meta.id: meta.state for meta in metas},
         "image_lists": lists,
         "images": {release: list(IMAGES.get(release, ())) for release in sc_feeds(sc_release)},

@@ -54,8 +54,19 @@ class Lab:
             )
         return result
 
-    def up(self, count: int, size: str | None = None) -> None:
-        self.run("up", str(count), *(["--size", size] if size else []))
+    def up(self, count: int, size: str | None = None, sc_release: str | None = None) -> None:
+        """lab/lab up count: size and sc_release default to what the lab was built with."""
+        self.run(
+            "up",
+            str(count),
+            *(["--size", size] if size else []),
+            *(["--sc-release", sc_release] if sc_release else []),
+        )
+
+    @property
+    def sc_release(self) -> str:
+        """The system controller's release (lab.json)."""
+        return str(self.info["system_controller"]["release"])
 
     def down(self) -> None:
         self.run("down")

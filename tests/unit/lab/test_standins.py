@@ -646,3 +646,28 @@ def test_crictl_pull_with_bearer_token_auth(standins, token_registry):
     assert bad.stderr.count("\n") == 1
     assert "failed to fetch oauth token" in bad.stderr
     assert "401" in bad.stderr
+
+
+def test_software_list_on_a_2610_system_controller_built_by_the_lab(standins, tmp_path):
+    """The 26.10 SC stxcontent builds: 25.09 in the legacy directories, 26.10 in the component
+    layout; `software list` shows both, as USM's load_all reads both
+    (UP:software/software_functions.py:669-694)."""
+    if shutil.which("ostree") is None:
+        pytest.skip("needs ostree")
+    set_version(standins, "26.10")
+    stxcontent.build_system_controller(
+        standins.path("/var"), standins.path("/opt"), tmp_path / "cache", 20_000,
+        sc_release="26.10", install_uuid="sc-uuid",
+    )  # fmt: skip
+    out = standins.ok("software", "list")
+    rows = [line.replace(" ", "") for line in out.splitlines() if "| starlingx-" in line]
+    assert rows == [
+        "|starlingx-25.09.0|True|unavailable|",
+        "|starlingx-25.09.1|False|unavailable|",
+        "|starlingx-26.10.0|True|deployed|",
+        "|starlingx-26.10.1|False|deployed|",
+    ]
+    # what the release rules read: 25.09 is ready to be installed (any of available, deployed,
+    # unavailable: DC:dcmanager/common/utils.py:1596-1630), 26.10 is deployed
+    deployed = standins.ok("software", "list", "--release", "26.10", "--state", "deployed")
+    assert deployed.count("| starlingx-26.10.") == 2

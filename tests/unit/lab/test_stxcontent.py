@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 from xml.etree import ElementTree
@@ -386,3 +387,99 @@ def test_system_controller_and_subcloud_content(tmp_path):
     ]
     assert (sub_opt / "platform-backup").is_dir()
     assert (sub_var / "www/pages/feed/rel-25.09/install_uuid").read_text() == "sub-uuid\n"
+
+
+# ----------------------------------------------------------- the system controller's release
+
+
+def test_the_subclouds_run_the_system_controllers_release_or_the_one_before():
+    assert stxcontent.SC_RELEASE == "25.09"
+    assert stxcontent.SC_RELEASES == ("25.09", "26.10")
+    assert stxcontent.subcloud_releases("25.09") == ("24.09", "25.09")
+    assert stxcontent.subcloud_releases("26.10") == ("25.09", "26.10")
+    assert stxcontent.SUBCLOUD_RELEASES == ("24.09", "25.09")
+    assert stxcontent.sc_feeds("26.10") == ("25.09", "26.10")
+    with pytest.raises(
+        stxcontent.LabError, match=re.escape("runs one of 25.09, 26.10, not '26.03'")
+    ):
+        stxcontent.sc_feeds("26.03")
+
+
+@pytest.mark.parametrize("sc_release", stxcontent.SC_RELEASES)
+def test_every_release_a_system_controller_offers_has_its_own_image_list(sc_release):
+    for release in stxcontent.sc_feeds(sc_release):
+        assert len(stxcontent.IMAGES[release]) == 5
+        registries = {ref.split("/", 1)[0] for ref in stxcontent.IMAGES[release]}
+        assert {"docker.io", "quay.io", "registry.k8s.io", "ghcr.io"} <= registries
+    # no image of one release is another's: a consumer check tells them apart
+    refs = [ref for refs in stxcontent.IMAGES.values() for ref in refs]
+    assert len(refs) == len(set(refs))
+
+
+def test_a_2610_system_controller_keeps_each_release_in_its_own_layout(tmp_path):
+    """A 26.10 SC: its own releases in the component layout, 25.09's where a 25.09 host kept them
+    (UP:upgrade-scripts/99-move-release-metadata-file.py:26-47 moves only the 26.10 files), its
+    feeds 25.09 and 26.10, its upgrades metadata 26.10 from 25.09 and 26.03; a 26.10 subcloud
+    gets the component layout only."""
+    require_tools("ostree")
+    sc_var, sc_opt, cache = tmp_path / "sc/var", tmp_path / "sc/opt", tmp_path / "cache"
+    facts = stxcontent.build_system_controller(
+        sc_var, sc_opt, cache, 50_000, sc_release="26.10", install_uuid="sc-install-uuid"
+    )
+    assert facts["release"] == "26.10"
+    assert list(facts["feeds"]) == ["25.09", "26.10"]
+    assert facts["metadata_dir"] == "/opt/software/releases/metadata"
+    assert facts["metadata_dirs"] == {
+        "25.09": "/opt/software/metadata",
+        "26.10": "/opt/software/releases/metadata",
+    }
+    assert facts["images"] == {r: list(stxcontent.IMAGES[r]) for r in ("25.09", "26.10")}
+    assert (sc_var / "www/pages/feed/rel-26.10/install_uuid").read_text() == "sc-install-uuid\n"
+    assert (sc_var / "www/pages/feed/rel-25.09/install_uuid").read_text() != "sc-install-uuid\n"
+    assert not (sc_var / "www/pages/feed/rel-24.09").exists()
+    upgrades = _parse(sc_opt / "upgrades/metadata.xml")
+    assert upgrades.findtext("version") == "26.10"
+    assert [v.text for v in upgrades.findall("supported_upgrades/upgrade/version")] == [
+        "25.09",
+        "26.03",
+    ]
+    software = sc_opt / "software"
+    assert sorted(str(p.relative_to(software)) for p in software.glob("metadata/*/*.xml")) == [
+        "metadata/unavailable/starlingx-25.09.0-metadata.xml",
+        "metadata/unavailable/starlingx-25.09.1-metadata.xml",
+    ]
+    assert _parse(software / "metadata/unavailable/starlingx-25.09.1-metadata.xml").tag == "patch"
+    component = software / "releases/metadata"
+    assert sorted(p.name for p in component.glob("*.xml")) == [
+        "starlingx-26.10.0-metadata.xml",
+        "starlingx-26.10.1-metadata.xml",
+    ]
+    product = _parse(component / "starlingx-26.10.1-metadata.xml")
+    assert product.tag == "product"
+    assert (
+        product.findtext("contents/ostree/commit1/commit")
+        == (facts["feeds"]["26.10"]["commits"]["26.10.1"])
+    )
+    assert sorted(p.name for p in (component / "deployed").iterdir()) == sorted(
+        f"{name}_26.10.{level}-metadata.xml" for name in stxcontent.METAPACKAGES for level in "01"
+    )
+    for release in ("25.09", "26.10"):
+        assert parse_image_list(
+            (sc_opt / f"platform/deploy/{release}/prestage_images_images.lst").read_text()
+        ) == list(stxcontent.IMAGES[release])
+
+    sub_var, sub_opt = tmp_path / "sub/var", tmp_path / "sub/opt"
+    info = stxcontent.build_subcloud(
+        sub_var, sub_opt, cache, "26.10", install_uuid="sub-uuid", sc_var_root=sc_var
+    )
+    assert info["metadata_layout"] == "component"
+    repo = sub_var / "www/pages/feed/rel-26.10/ostree_repo"
+    assert stxcontent.ref_commit(repo) == facts["feeds"]["26.10"]["commits"]["26.10.0"]
+    assert sorted(str(p.relative_to(sub_opt)) for p in sub_opt.rglob("*-metadata.xml")) == [
+        *sorted(
+            f"software/releases/metadata/deployed/{name}_26.10.0-metadata.xml"
+            for name in stxcontent.METAPACKAGES
+        ),
+        "software/releases/metadata/starlingx-26.10.0-metadata.xml",
+    ]
+    assert not (sub_opt / "software/metadata").exists()
