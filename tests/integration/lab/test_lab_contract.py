@@ -121,6 +121,14 @@ def test_lab_hosts_run_python_3_9(lab: Lab) -> None:
         assert out.startswith("3.9."), out
 
 
+def test_lab_hosts_have_no_skopeo(lab: Lab) -> None:
+    """A StarlingX host has no skopeo or umoci (STARLINGX.md §4: images move through the registry
+    API or the docker client StarlingX ships); the machine's are hidden from every lab host."""
+    for name in (lab.sc, lab.subclouds[0]):
+        found = lab.ssh(name, "command -v skopeo umoci; ls /usr/bin/skopeo", become=True)
+        assert found.returncode != 0 and found.stdout == "", (name, found.stdout)
+
+
 def test_lab_json_describes_every_host(lab: Lab) -> None:
     info = lab.info
     assert info["bridge"]["address"] == "10.250.0.1"
