@@ -12,6 +12,7 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.distcloud.prestage.plugins.module_utils._strategy_args import (
     PRESTAGE_STRATEGY_ARGS,
 )
+from ansible_collections.distcloud.prestage.plugins.plugin_utils import _logs as logs
 from ansible_collections.distcloud.prestage.plugins.plugin_utils import _strategy as model
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._checks import release_failure
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._config import (
@@ -103,6 +104,8 @@ class ActionModule(ActionBase):
             failure = release_failure(facts, strategy.release, strategy.for_sw_deploy)
             if failure:
                 raise PrestageError(failure)
+            if action == "created":  # logs no strategy owns any more: this one's start empty
+                logs.retire_logs(store, None, strategy.created_at)
             store.save_strategy(strategy)
         if params["system_controller_host"]:
             save_facts(store.state_dir, params["system_controller_host"], facts)

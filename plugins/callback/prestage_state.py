@@ -81,6 +81,7 @@ class CallbackModule(CallbackBase):
     def __init__(self, display: Any = None, options: Any = None) -> None:
         super().__init__(display=display, options=options)
         self.run: StrategyRun | None = None
+        self._store: StateStore | None = None
         self._log_dir = ""
         self._logs: dict[str, IO[str]] = {}
         self._secrets: list[str] = []
@@ -94,15 +95,19 @@ class CallbackModule(CallbackBase):
             extra_vars.get("prestage_state_dir") or self.get_option("state_dir"), extra_vars
         )
         # a one-subcloud run (dcprestage subcloud prestage) reports to the main state dir
-        store = StateStore(state_dir, statuses_dir=extra_vars.get("prestage_status_dir"))
-        self._log_dir = (
-            extra_vars.get("prestage_log_dir") or self.get_option("log_dir") or store.logs_dir
+        store = StateStore(
+            state_dir,
+            statuses_dir=extra_vars.get("prestage_status_dir"),
+            logs_dir=extra_vars.get("prestage_log_dir") or self.get_option("log_dir"),
         )
+        self._store = store
+        self._log_dir = store.logs_dir
         self.set_secrets(play_context)
         self.run = StrategyRun(
             store,
             flush_interval=float(self.get_option("flush_interval")),
             on_write_error=self._display.error,
+            on_step_failed=self._end_log,
         )
         self.run.begin()
         os.makedirs(self._log_dir, mode=0o700, exist_ok=True)
@@ -189,7 +194,14 @@ class CallbackModule(CallbackBase):
         self._close(name)
 
     def log_path(self, name: str) -> str:
-        return os.path.join(self._log_dir, f"{name}_playbook_output.log")
+        if self._store is None:
+            raise RuntimeError("the prestage run has not begun")
+        return self._store.log_path(name)
+
+    def _end_log(self, name: str, line: str) -> None:
+        """A step failed (whoever noticed): its log ends with the reason."""
+        self._log(name, line)
+        self._close(name)
 
     @staticmethod
     def _phase(task: Any) -> str | None:

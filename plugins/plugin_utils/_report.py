@@ -17,11 +17,26 @@ from ansible_collections.distcloud.prestage.plugins.plugin_utils._errors import 
     NotFoundError,
     PrestageError,
 )
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._orchestrator import is_running
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._store import StateStore
 
 # The custom stat (set_stats, per_host false) a run publishes: AWX keeps it as the job's
 # artifacts and hands it to the next nodes of a workflow as an extra var of this name.
 SUMMARY_STAT = "prestage_summary"
+
+
+def orphan_warning(strategy: model.Strategy, state_dir: str | None = None) -> str | None:
+    """The warning for a strategy that claims to run while its orchestrator is gone (crash,
+    reboot), naming the state dir when given; None when there is nothing to say."""
+    if strategy.state not in model.RUNNING_STATES or is_running(strategy.orchestrator):
+        return None
+    pid = strategy.orchestrator.get("pid")
+    who = f" (pid {pid})" if pid else ""
+    where = f" in {state_dir}" if state_dir else ""
+    return (
+        f"Warning: the orchestrator of this strategy{where}{who} is not running; "
+        "'dcprestage prestage-strategy apply' resumes it, 'abort' stops it."
+    )
 
 
 def strategy_summary(strategy: model.Strategy, state_dir: str) -> dict[str, Any]:

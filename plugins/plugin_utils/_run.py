@@ -47,8 +47,11 @@ class StrategyRun:
         store: StateStore,
         flush_interval: float = DEFAULT_FLUSH_INTERVAL,
         on_write_error: Callable[[str], None] | None = None,
+        on_step_failed: Callable[[str, str], None] | None = None,
     ) -> None:
         self.store = store
+        # told (subcloud, line) when a step fails, to end the subcloud's log with the reason
+        self._on_step_failed = on_step_failed
         self.flush_interval = flush_interval
         self.strategy: model.Strategy | None = None
         self.write_error: str | None = None
@@ -171,9 +174,10 @@ class StrategyRun:
         self._owned.add(cloud)
         # a step that never started fails in its first state, as dcmanager reports it
         state = step.state if step.state != model.STEP_INITIAL else model.STEP_PRECHECK
-        model.set_step_state(
-            self.current(), cloud, model.STEP_FAILED, model.failure_details(state, reason)
-        )
+        details = model.failure_details(state, reason, self.store.log_path(cloud))
+        model.set_step_state(self.current(), cloud, model.STEP_FAILED, details)
+        if self._on_step_failed is not None:
+            self._on_step_failed(cloud, model.failure_log_line(state, reason))
         self._set_status(cloud, prestage_status="failed", error=reason)
         self._changed()
 

@@ -41,6 +41,7 @@ STATUS_LOCK_FILE = "subclouds.lock"
 SECRET_FILE = "sysadmin_password"
 STARTED_FILE = "started"
 LOGS_DIR = "logs"
+LOG_SUFFIX = "_playbook_output.log"
 
 
 def default_state_dir() -> str:
@@ -125,7 +126,9 @@ class StateStore:
     `dcprestage subcloud prestage` keeps its own strategy but reports to the main state dir).
     """
 
-    def __init__(self, state_dir: str, statuses_dir: str | None = None) -> None:
+    def __init__(
+        self, state_dir: str, statuses_dir: str | None = None, logs_dir: str | None = None
+    ) -> None:
         self.state_dir = state_dir
         self.statuses_dir = statuses_dir or state_dir
         self.strategy_path = os.path.join(state_dir, STRATEGY_FILE)
@@ -134,7 +137,8 @@ class StateStore:
         self.lock_path = os.path.join(state_dir, LOCK_FILE)
         self.secret_path = os.path.join(state_dir, SECRET_FILE)
         self.started_path = os.path.join(state_dir, STARTED_FILE)
-        self.logs_dir = os.path.join(state_dir, LOGS_DIR)
+        # the current strategy's logs; an earlier strategy's are in logs/history (see _logs)
+        self.logs_dir = logs_dir or os.path.join(state_dir, LOGS_DIR)
 
     # -- the directory
 
@@ -158,7 +162,8 @@ class StateStore:
             yield
 
     def log_path(self, cloud: str) -> str:
-        return os.path.join(self.logs_dir, f"{cloud}_playbook_output.log")
+        """The subcloud's log of the current strategy (dcmanager's file name)."""
+        return os.path.join(self.logs_dir, f"{cloud}{LOG_SUFFIX}")
 
     # -- strategy.json
 

@@ -109,6 +109,8 @@ STRATEGY_FIELDS = (
 )
 STEP_FIELDS = ("cloud", "stage", "state", "details", "started_at", "finished_at")
 STEP_DETAIL_FIELDS = (*STEP_FIELDS, "created_at", "updated_at")
+# `strategy-step show`'s row for a step that ran more than once (after a crash)
+STEP_ATTEMPTS_FIELD = "earlier attempts"
 
 SCHEMA = 1
 
@@ -148,6 +150,35 @@ class Stage:
 
 
 @dataclass
+class Attempt:
+    """An earlier attempt of a step that did not finish (its orchestrator stopped): the times it
+    ran, the state it had reached and why it ended. Kept in the state file as a small list per
+    step; a later record (e.g. the times of each phase) can add keys without breaking readers."""
+
+    attempt: int
+    started_at: str | None
+    finished_at: str | None
+    state: str
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "attempt": self.attempt,
+            "started-at": self.started_at,
+            "finished-at": self.finished_at,
+            "state": self.state,
+            "reason": self.reason,
+        }
+
+    def text(self) -> str:
+        """One line for `strategy-step show`."""
+        return (
+            f"attempt {self.attempt}: {self.state} from {self.started_at or '-'} to "
+            f"{self.finished_at or '-'}: {self.reason}"
+        )
+
+
+@dataclass
 class Step:
     cloud: str
     stage: int
@@ -157,6 +188,8 @@ class Step:
     finished_at: str | None = None
     created_at: str = ""
     updated_at: str | None = None
+    # Earlier attempts of this step, oldest first (see Attempt): empty until a run is resumed.
+    attempts: list[Attempt] = field(default_factory=list)
 
     @property
     def final(self) -> bool:
@@ -170,6 +203,10 @@ class Step:
         values = (self.cloud, self.stage, self.state, self.details, self.started_at,
                   self.finished_at)  # fmt: skip
         return (*values, self.created_at, self.updated_at) if detailed else values
+
+    def attempts_text(self) -> str:
+        """The earlier attempts, one line each, oldest first."""
+        return "\n".join(attempt.text() for attempt in self.attempts)
 
 
 @dataclass
@@ -261,6 +298,8 @@ class Strategy:
                     "finished-at": s.finished_at,
                     "created-at": s.created_at,
                     "updated-at": s.updated_at,
+                    # only when there are some: 5,000 fresh steps stay as small as before
+                    **({"attempts": [a.to_dict() for a in s.attempts]} if s.attempts else {}),
                 }
                 for s in self.steps
             ],
@@ -311,6 +350,7 @@ class _Reader:
                 finished_at=self._opt_str(s, "finished-at", "steps[]"),
                 created_at=self._str(s, "created-at", "steps[]"),
                 updated_at=self._opt_str(s, "updated-at", "steps[]"),
+                attempts=self._attempts(s),
             )
             for s in self._list(doc.get("steps"), "steps")
         ]
@@ -342,6 +382,20 @@ class _Reader:
             updated_at=self._opt_str(raw, "updated-at", "strategy"),
             orchestrator=orchestrator,
         )
+
+    def _attempts(self, step: dict[str, Any]) -> list[Attempt]:
+        """A step's earlier attempts; a state file written before they were kept has none."""
+        where = "steps[].attempts[]"
+        return [
+            Attempt(
+                attempt=self._int(a, "attempt", where),
+                started_at=self._opt_str(a, "started-at", where),
+                finished_at=self._opt_str(a, "finished-at", where),
+                state=self._choice(a, "state", STEP_STATES, where),
+                reason=self._str(a, "reason", where),
+            )
+            for a in self._list(step.get("attempts", []), "steps[].attempts")
+        ]
 
     @staticmethod
     def _mapping(value: Any, where: str) -> dict[str, Any]:
@@ -563,13 +617,37 @@ def resume(strategy: Strategy, orchestrator: dict[str, Any], at: str | None = No
     if strategy.state != APPLYING:
         raise PrestageError(f"Strategy in state {strategy.state} cannot be applied")
     at = at or now()
+    previous = strategy.orchestrator.get("pid")
     for step in strategy.steps:
         if step.in_progress:
-            step.state = STEP_INITIAL
-            step.details = ""
-            step.updated_at = at
+            interrupt(step, interrupted_reason(previous), at)
     strategy.updated_at = at
     strategy.orchestrator = orchestrator
+
+
+def interrupted_reason(pid: Any = None) -> str:
+    """Why an attempt that a crashed orchestrator left in progress ended."""
+    who = f" (pid {pid})" if pid else ""
+    return f"the orchestrator{who} stopped before the step finished; resumed"
+
+
+def interrupt(step: Step, reason: str, at: str) -> None:
+    """Close the step's current attempt (kept in its history) and make it wait to run again: the
+    next attempt gets its own started_at, so its times are those of the attempt that ran."""
+    step.attempts.append(
+        Attempt(
+            attempt=len(step.attempts) + 1,
+            started_at=step.started_at,
+            finished_at=at,
+            state=step.state,
+            reason=reason,
+        )
+    )
+    step.state = STEP_INITIAL
+    step.details = ""
+    step.started_at = None
+    step.finished_at = None
+    step.updated_at = at
 
 
 def request_abort(
@@ -724,9 +802,9 @@ def _finish(step: Step, state: str, details: str, at: str) -> None:
     step.updated_at = at
 
 
-def _clip(details: str) -> str:
+def _clip(details: str, limit: int = DETAILS_MAX_LEN) -> str:
     details = " ".join(str(details).split()) if "\n" in str(details) else str(details)
-    return details if len(details) <= DETAILS_MAX_LEN else details[: DETAILS_MAX_LEN - 3] + "..."
+    return details if len(details) <= limit else details[: limit - 3] + "..."
 
 
 def skip_details(cloud: str, reason: str) -> str:
@@ -734,14 +812,27 @@ def skip_details(cloud: str, reason: str) -> str:
     return f"Prestage skipped '{cloud}': {reason}"
 
 
-def failure_details(state: str, reason: str) -> str:
-    return f"{state}: {reason}"
+def log_hint(log_path: str) -> str:
+    """dcmanager's pointer at a subcloud's log."""
+    return f"check individual log at {log_path} for detailed output."
+
+
+def failure_details(state: str, reason: str, log_path: str | None = None) -> str:
+    """details of a failed step: `<state>: <reason>`, naming the subcloud's log (log_path) when
+    the reason does not already; the log's name survives the 1000-character clip."""
+    if not log_path or log_path in reason:
+        return _clip(f"{state}: {reason}")
+    suffix = f", {log_hint(log_path)}"
+    head = f"{state}: {str(reason).rstrip(' .')}"
+    return _clip(head, max(DETAILS_MAX_LEN - len(suffix), 0)) + suffix
+
+
+def failure_log_line(state: str, reason: str) -> str:
+    """The last line of a failed step's log: why it failed."""
+    return f"prestage failed: {failure_details(state, reason)}"
 
 
 def phase_failure_reason(phase: str, cloud: str, log_path: str, timeout: bool = False) -> str:
     """dcmanager's sentence for a failed packages/images phase, pointing at the subcloud's log."""
     timed_out = " (TIMEOUT)" if timeout else ""
-    return (
-        f"Prestaging {phase} failed{timed_out} for subcloud {cloud}, check individual log at "
-        f"{log_path} for detailed output."
-    )
+    return f"Prestaging {phase} failed{timed_out} for subcloud {cloud}, {log_hint(log_path)}"

@@ -13,6 +13,7 @@ import argparse
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from dcprestage._collection import ensure_importable
@@ -33,6 +34,31 @@ PLAYBOOK_ENV = "DCPRESTAGE_PLAYBOOK"
 # ansible-playbook's prompts for --ask-pass and --ask-become-pass (the latter reads
 # "BECOME password[defaults to SSH password]:" when both are asked)
 PASSWORD_PROMPTS = (r"SSH password:\s*?$", r"BECOME password.*:\s*?$")
+
+
+# What the orchestrator (and ansible-playbook under it) inherits: ansible-runner records its whole
+# environment in runner/artifacts/<id>/command, so it gets only what a run needs, never whatever
+# else the caller exported (cloud credentials, tokens...). $DCPRESTAGE_PASS_ENV (comma-separated
+# names) passes more.
+PASS_ENV = "DCPRESTAGE_PASS_ENV"
+ENV_NAMES = frozenset({
+    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM",
+    "PYTHONPATH", "VIRTUAL_ENV", "SSH_AUTH_SOCK", "KRB5CCNAME", "XDG_RUNTIME_DIR",
+    "XDG_STATE_HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME",
+    "ORIGINAL_STDOUT_CALLBACK", "AD_HOC_COMMAND_ID",  # set by ansible-runner itself
+})  # fmt: skip
+ENV_PREFIXES = ("ANSIBLE_", "DCPRESTAGE_", "LC_", "RUNNER_", "AWX_")
+
+
+def orchestrator_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment a run gets: the names it needs from environ, never the password."""
+    extra = {name.strip() for name in environ.get(PASS_ENV, "").split(",") if name.strip()}
+    return {
+        name: value
+        for name, value in environ.items()
+        if name != PASSWORD_ENV
+        and (name in ENV_NAMES or name in extra or name.startswith(ENV_PREFIXES))
+    }
 
 
 def playbook_path() -> str:
@@ -63,7 +89,7 @@ def start(
         process = subprocess.Popen(
             command,
             # the password goes through stdin only; runner would save an inherited copy
-            env={k: v for k, v in os.environ.items() if k != PASSWORD_ENV},
+            env=orchestrator_env(os.environ),
             stdin=subprocess.PIPE,
             stdout=log_fd,
             stderr=log_fd,
@@ -119,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         rotate_artifacts=10,
     )
     config.prepare()
+    config.env = orchestrator_env(config.env)  # what the artifacts record, however we started
     result = Runner(config)
     result.run()
     print(f"prestage run {result.config.ident}: {result.status}, rc {result.rc}", flush=True)

@@ -7,6 +7,7 @@ import contextlib
 import sys
 from typing import Any
 
+from ansible_collections.distcloud.prestage.plugins.plugin_utils import _logs as logs
 from ansible_collections.distcloud.prestage.plugins.plugin_utils import _report as report
 from ansible_collections.distcloud.prestage.plugins.plugin_utils import _strategy as model
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._errors import PrestageError
@@ -16,7 +17,6 @@ from ansible_collections.distcloud.prestage.plugins.plugin_utils._orchestrator i
 )
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._password import sysadmin_password
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._store import (
-    StateStore,
     resolve_state_dir,
 )
 from dcprestage import _launcher as launcher
@@ -27,16 +27,10 @@ def strategy_table(strategy: model.Strategy, state: str | None = None) -> tuple[
     return model.STRATEGY_FIELDS, strategy.row(state)
 
 
-def warn_if_orphaned(store: StateStore, strategy: model.Strategy) -> None:
-    """Say so when a strategy claims to run but its orchestrator is gone (crash, reboot)."""
-    if strategy.state in model.RUNNING_STATES and not is_running(strategy.orchestrator):
-        pid = strategy.orchestrator.get("pid")
-        who = f" (pid {pid})" if pid else ""
-        print(
-            f"Warning: the orchestrator of this strategy{who} is not running; "
-            "'dcprestage prestage-strategy apply' resumes it, 'abort' stops it.",
-            file=sys.stderr,
-        )
+def warn_if_orphaned(strategy: model.Strategy, state_dir: str | None = None) -> None:
+    """Say so on stderr when a strategy claims to run but its orchestrator is gone."""
+    if warning := report.orphan_warning(strategy, state_dir):
+        print(warning, file=sys.stderr)
 
 
 class CreateStrategy(ShowCommand):
@@ -116,6 +110,8 @@ class CreateStrategy(ShowCommand):
             strategy = model.build_strategy(
                 request, ctx.sc_facts, ctx.registry, store.prestage_statuses()
             )
+            # logs no strategy owns any more go to the history: this one's start empty
+            logs.retire_logs(store, None, strategy.created_at)
             store.save_secret(password)
             try:
                 store.save_strategy(strategy)
@@ -174,7 +170,7 @@ class ShowStrategy(ShowCommand):
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
         store = self.ctx.store
         strategy = store.require_strategy()
-        warn_if_orphaned(store, strategy)
+        warn_if_orphaned(strategy)
         return strategy_table(strategy)
 
 
@@ -211,6 +207,7 @@ class DeleteStrategy(ShowCommand):
             model.check_deletable(strategy)
             strategy.updated_at = model.now()
             store.remove_strategy()
+            logs.retire_logs(store, strategy.created_at, strategy.updated_at)
         return strategy_table(strategy, state=model.DELETING)
 
 
@@ -231,9 +228,12 @@ class ListSteps(ListCommand):
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
         if parsed_args.merge:
             strategies = report.load_strategies([resolve_state_dir(d) for d in parsed_args.merge])
+            for state_dir, each in strategies:
+                warn_if_orphaned(each, state_dir)
             steps = report.merge_steps(strategies, self._registry_ids())
             return model.STEP_FIELDS, [step.row() for step in steps]
         strategy = self.ctx.store.require_strategy()
+        warn_if_orphaned(strategy)
         return model.STEP_FIELDS, [step.row() for step in strategy.steps]
 
     def _registry_ids(self) -> dict[str, int]:
@@ -247,7 +247,7 @@ class ListSteps(ListCommand):
 class ShowStep(ShowCommand):
     """Show the details of one strategy step."""
 
-    fields = model.STEP_DETAIL_FIELDS
+    fields = (*model.STEP_DETAIL_FIELDS, model.STEP_ATTEMPTS_FIELD)
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
@@ -256,4 +256,8 @@ class ShowStep(ShowCommand):
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
         strategy = self.ctx.store.require_strategy()
-        return model.STEP_DETAIL_FIELDS, strategy.step(parsed_args.cloud_name).row(detailed=True)
+        warn_if_orphaned(strategy)
+        step = strategy.step(parsed_args.cloud_name)
+        if not step.attempts:  # dcmanager's rows; earlier attempts only when there were some
+            return model.STEP_DETAIL_FIELDS, step.row(detailed=True)
+        return self.fields, (*step.row(detailed=True), step.attempts_text())

@@ -169,6 +169,69 @@ def test_resume_reruns_interrupted_steps_only(registry, facts) -> None:
     assert strategy.orchestrator == {"pid": 1}
 
 
+def test_a_resumed_step_gets_its_own_times_and_keeps_the_earlier_attempt(registry, facts) -> None:
+    strategy = new_strategy(registry, facts)
+    strategy.orchestrator = {"pid": 4242}
+    model.set_step_state(strategy, "c", model.STEP_PRECHECK, at="t1")
+    model.set_step_state(strategy, "c", model.STEP_PACKAGES, at="t2")
+    model.resume(strategy, {"pid": 1}, at="t3")
+    step = strategy.step("c")
+    assert (step.state, step.started_at, step.finished_at) == (model.STEP_INITIAL, None, None)
+    assert step.attempts == [
+        model.Attempt(1, "t1", "t3", model.STEP_PACKAGES,
+                      "the orchestrator (pid 4242) stopped before the step finished; resumed"),
+    ]  # fmt: skip
+    model.set_step_state(strategy, "c", model.STEP_PRECHECK, at="t4")
+    model.set_step_state(strategy, "c", model.STEP_COMPLETE, at="t5")
+    assert (step.started_at, step.finished_at) == ("t4", "t5")  # the attempt that ran
+    assert strategy.step("a").attempts == []  # a step that never ran has no history
+    # a second crash adds a second attempt
+    model.set_step_state(strategy, "a", model.STEP_PRECHECK, at="t6")
+    model.resume(strategy, {"pid": 2}, at="t7")
+    model.set_step_state(strategy, "a", model.STEP_PRECHECK, at="t8")
+    model.resume(strategy, {"pid": 3}, at="t9")
+    assert [(a.attempt, a.started_at, a.finished_at) for a in strategy.step("a").attempts] == [
+        (1, "t6", "t7"), (2, "t8", "t9"),
+    ]  # fmt: skip
+    assert strategy.step("a").attempts_text().splitlines()[1] == (
+        "attempt 2: prestage-precheck from t8 to t9: the orchestrator (pid 2) stopped before the "
+        "step finished; resumed"
+    )
+    # kept in the state file
+    data = json.loads(json.dumps(strategy.to_dict()))
+    assert next(s for s in data["steps"] if s["cloud"] == "c")["attempts"][0] == {
+        "attempt": 1, "started-at": "t1", "finished-at": "t3", "state": "prestaging-packages",
+        "reason": "the orchestrator (pid 4242) stopped before the step finished; resumed",
+    }  # fmt: skip
+    assert model.Strategy.from_dict(data) == strategy
+
+
+def test_a_state_file_without_attempts_still_reads(registry, facts) -> None:
+    strategy = new_strategy(registry, facts)
+    data = json.loads(json.dumps(strategy.to_dict()))
+    assert all("attempts" not in step for step in data["steps"])  # fresh steps stay small
+    assert all(step.attempts == [] for step in model.Strategy.from_dict(data).steps)
+    data["steps"][0]["attempts"] = [{"attempt": "one"}]
+    with pytest.raises(StateFileError, match=r"steps\[\]\.attempts\[\]\.attempt is not an integer"):
+        model.Strategy.from_dict(data)
+
+
+def test_failure_details_name_the_log_whatever_the_reason(registry, facts) -> None:
+    log = "/s/logs/sc1_playbook_output.log"
+    assert model.failure_details(model.STEP_PRECHECK, "Subcloud sc1 is unreachable.", log) == (
+        "prestage-precheck: Subcloud sc1 is unreachable, check individual log at "
+        "/s/logs/sc1_playbook_output.log for detailed output."
+    )
+    phase = model.phase_failure_reason("images", "sc1", log, timeout=True)
+    assert model.failure_details(model.STEP_IMAGES, phase, log) == f"prestaging-images: {phase}"
+    long = model.failure_details(model.STEP_PRECHECK, "x" * 5000, log)
+    assert len(long) == model.DETAILS_MAX_LEN
+    assert long.endswith(f"...{', ' + model.log_hint(log)}")
+    assert model.failure_log_line(model.STEP_PRECHECK, "it broke") == (
+        "prestage failed: prestage-precheck: it broke"
+    )
+
+
 def test_preconditions(registry, facts) -> None:
     strategy = build(registry, facts, cloud_name="a")
     with pytest.raises(PrestageError, match="Strategy in state initial cannot be aborted"):

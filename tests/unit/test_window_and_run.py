@@ -29,7 +29,7 @@ def make_run(tmp_path: Path, stages: list[tuple[str | None, int, list[str]]], **
     )  # fmt: skip
     store = StateStore(str(tmp_path / "state"))
     store.save_strategy(strategy)
-    run = StrategyRun(store, flush_interval=0)
+    run = StrategyRun(store, flush_interval=0, on_step_failed=kw.get("on_step_failed"))
     run.begin()
     return run
 
@@ -149,18 +149,20 @@ def test_stop_on_failure_leaves_waiting_steps_initial(tmp_path: Path) -> None:
     window, hosts = Window(run, ["a", "b"]), Hosts()
     window.admit(hosts.finished)
     run.enter_phase("a", "packages")
-    run.fail("a", "Prestaging packages failed ...")
+    reason = model.phase_failure_reason("packages", "a", run.store.log_path("a"))
+    run.fail("a", reason)
     hosts.done.add("a")
     assert window.admit(hosts.finished) == []
     run.finish()
     saved = run.store.require_strategy()
     assert saved.state == model.FAILED
     assert [s.state for s in saved.steps] == ["failed", "initial"]
-    assert saved.steps[0].details == "prestaging-packages: Prestaging packages failed ..."
+    assert saved.steps[0].details == f"prestaging-packages: {reason}"  # the log named once
 
 
-def test_a_host_ending_without_completion_fails(tmp_path: Path) -> None:
-    run = make_run(tmp_path, [("parallel", 1, ["a"])])
+def test_a_host_ending_without_completion_fails_naming_its_log(tmp_path: Path) -> None:
+    told: list[tuple[str, str]] = []
+    run = make_run(tmp_path, [("parallel", 1, ["a"])], on_step_failed=lambda *a: told.append(a))
     window, hosts = Window(run, ["a"]), Hosts()
     window.admit(hosts.finished)
     run.enter_phase("a", "images")
@@ -170,8 +172,29 @@ def test_a_host_ending_without_completion_fails(tmp_path: Path) -> None:
     step = run.store.require_strategy().step("a")
     assert step.state == model.STEP_FAILED
     assert step.details == (
-        "prestaging-images: the play ended for this subcloud before prestage completed"
+        "prestaging-images: the play ended for this subcloud before prestage completed, check "
+        f"individual log at {run.store.log_path('a')} for detailed output."
     )
+    # the log's last line says why (the callback writes what it is told)
+    assert told == [("a", "prestage failed: prestaging-images: the play ended for this subcloud "
+                           "before prestage completed")]  # fmt: skip
+
+
+def test_the_play_ending_fails_running_steps_naming_their_logs(tmp_path: Path) -> None:
+    told: list[tuple[str, str]] = []
+    run = make_run(
+        tmp_path, [("parallel", 2, ["a", "b"])], on_step_failed=lambda *a: told.append(a)
+    )
+    Window(run, ["a", "b"]).admit(Hosts().finished)
+    run.enter_phase("a", "precheck")
+    run.finish()
+    step = run.store.require_strategy().step("a")
+    assert step.details == (
+        "prestage-precheck: the play ended before prestage completed, check individual log at "
+        f"{run.store.log_path('a')} for detailed output."
+    )
+    assert told == [("a", "prestage failed: prestage-precheck: the play ended before prestage "
+                          "completed")]  # fmt: skip
 
 
 def test_resumed_strategy_skips_final_steps(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""Test-only module: end a gated subcloud as its gate file says (ok, fail or skip)."""
+"""Test-only module: end a gated subcloud as its gate file says (ok, fail, skip, or incomplete:
+the subcloud's play ends without completing prestage)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ def main() -> None:
         outcome = handle.read().strip() or "ok"
     if outcome == "fail":
         module.fail_json(msg="the gate said fail")
+    if outcome == "incomplete":
+        module.exit_json(changed=False)
     if outcome == "skip":
         module.exit_json(changed=False, prestage_skip_reason="Subcloud is offline.")
     # what the roles report of a prestaged release (SPEC §2.4's prestage_versions)
