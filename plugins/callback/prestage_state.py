@@ -13,6 +13,7 @@ description:
     C(<state_dir>/strategy.json), the prestage status and versions of each subcloud to
     C(<state_dir>/subclouds.json), and what ran for each subcloud to
     C(<log_dir>/<subcloud>_playbook_output.log). C(dcprestage strategy-step list) shows it live.
+  - A failed step's details name the subcloud's log, and the log ends with the reason.
   - A step's state follows the phase of the task its subcloud runs (the C(prestage_phase) variable
     set by the prestage roles) - C(prestage-precheck), C(prestaging-packages),
     C(prestaging-images) - and ends C(complete), C(failed) or C(aborted).

@@ -228,9 +228,9 @@ class ListSteps(ListCommand):
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
         if parsed_args.merge:
             strategies = report.load_strategies([resolve_state_dir(d) for d in parsed_args.merge])
-            for state_dir, each in strategies:
-                warn_if_orphaned(each, state_dir)
             steps = report.merge_steps(strategies, self._registry_ids())
+            for state_dir, each in strategies:  # after anything that fails: one error line
+                warn_if_orphaned(each, state_dir)
             return model.STEP_FIELDS, [step.row() for step in steps]
         strategy = self.ctx.store.require_strategy()
         warn_if_orphaned(strategy)
@@ -256,8 +256,8 @@ class ShowStep(ShowCommand):
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
         strategy = self.ctx.store.require_strategy()
+        step = strategy.step(parsed_args.cloud_name)  # an error is one line, without the warning
         warn_if_orphaned(strategy)
-        step = strategy.step(parsed_args.cloud_name)
         if not step.attempts:  # dcmanager's rows; earlier attempts only when there were some
             return model.STEP_DETAIL_FIELDS, step.row(detailed=True)
         return self.fields, (*step.row(detailed=True), step.attempts_text())
