@@ -78,6 +78,24 @@ def test_limit_naming_one_subcloud_and_play_options(play: Workspace) -> None:
     assert made["strategy"]["stop-on-failure"] is True
 
 
+def test_a_strategy_the_play_creates_starts_logs_of_its_own(play: Workspace) -> None:
+    logs = play.state_dir / "logs"
+    logs.mkdir(parents=True)
+    (logs / "subcloud7_playbook_output.log").write_text("an earlier run\n")
+    refused = playbook(play, "-l", "subcloud7", "-e", f"sysadmin_password={SECRET}",
+                       "-e", "max_parallel_subclouds=0")  # fmt: skip
+    assert refused.returncode != 0
+    assert sorted(p.name for p in logs.iterdir()) == ["subcloud7_playbook_output.log"]
+    result = playbook(play, "-l", "subcloud7", "-e", f"sysadmin_password={SECRET}")
+    assert result.returncode == 0, result.stdout[-3000:]
+    log = (logs / "subcloud7_playbook_output.log").read_text()
+    assert "prestage complete" in log
+    assert "an earlier run" not in log  # not appended to a log no strategy owns any more
+    (earlier,) = (logs / "history").iterdir()
+    assert earlier.name.endswith("-earlier")
+    assert (earlier / "subcloud7_playbook_output.log").read_text() == "an earlier run\n"
+
+
 def test_other_limits_keep_the_plays_subclouds_in_group_stages(play: Workspace) -> None:
     result = playbook(play, "-l", "subcloud1,subcloud12,subcloud20",
                       "-e", f"sysadmin_password={SECRET}")  # fmt: skip
