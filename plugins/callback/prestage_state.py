@@ -143,14 +143,15 @@ class CallbackModule(CallbackBase):
         data = result._result
         self._log(name, f"ok{' (changed)' if data.get('changed') else ''}: {self._summary(data)}")
         versions = data.get("prestage_versions")
+        # the log's last line is written before the step's state: a final step's log is whole
         if data.get("prestage_skip_reason"):
-            self.run.skip(name, str(data["prestage_skip_reason"]))
             self._log(name, model.skip_details(name, str(data["prestage_skip_reason"])))
             self._close(name)
+            self.run.skip(name, str(data["prestage_skip_reason"]))
         elif data.get("prestage_complete"):
-            self.run.complete(name, versions if isinstance(versions, str) else None)
             self._log(name, "prestage complete")
             self._close(name)
+            self.run.complete(name, versions if isinstance(versions, str) else None)
         elif isinstance(versions, str):
             self.run.record_versions(name, versions)
 

@@ -206,8 +206,9 @@ class DeleteStrategy(ShowCommand):
             strategy = store.require_strategy()
             model.check_deletable(strategy)
             strategy.updated_at = model.now()
-            store.remove_strategy()
+            # first: logs that cannot move are an error before anything is removed
             logs.retire_logs(store, strategy.created_at, strategy.updated_at)
+            store.remove_strategy()
         return strategy_table(strategy, state=model.DELETING)
 
 
