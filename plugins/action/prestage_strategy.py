@@ -9,8 +9,10 @@ from typing import Any
 
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.distcloud.prestage.plugins.module_utils._formats import is_decimal
 from ansible_collections.distcloud.prestage.plugins.module_utils._strategy_args import (
     PRESTAGE_STRATEGY_ARGS,
+    option_problem,
 )
 from ansible_collections.distcloud.prestage.plugins.plugin_utils import _logs as logs
 from ansible_collections.distcloud.prestage.plugins.plugin_utils import _strategy as model
@@ -50,6 +52,10 @@ class ActionModule(ActionBase):
             for key, value in self._task.args.items()
             if not (key in _OPTIONAL and (value is None or value == ""))
         }
+        problem = option_problem(self._task.args)
+        if problem:  # before Ansible's conversions, which take "24.09\n" and "٣"
+            result.update(failed=True, msg=problem)
+            return result
         _validation, params = self.validate_argument_spec(argument_spec=PRESTAGE_STRATEGY_ARGS)
         try:
             result.update(self._prepare(params, task_vars or {}))
@@ -138,7 +144,7 @@ class ActionModule(ActionBase):
                     f"Subcloud group {params['group']} does not exist (prestage_group)"
                 )
             request.group = params["group"]  # a survey's group: as -l GROUP
-        elif limit and registry.find_group(limit) is not None and not limit.isdigit():
+        elif limit and registry.find_group(limit) is not None and not is_decimal(limit):
             request.group = limit  # -l First_10_Subclouds: that group's strategy and settings
         elif limit and registry.find_subcloud(limit) is not None:
             request.cloud_name = limit

@@ -17,6 +17,7 @@ import stat
 import tempfile
 import time
 
+from ansible_collections.distcloud.prestage.plugins.module_utils._formats import MAJOR_RELEASE
 from ansible_collections.distcloud.prestage.plugins.module_utils._release import (
     major_of,
     release_key,
@@ -29,8 +30,8 @@ PATCHES_METADATA = os.path.join("patches", "metadata")
 REGISTRY_ARCHIVE = "local_registry_filesystem.tgz"
 REGISTRY_ARCHIVE_STATE = ".local_registry_filesystem.state"
 
-RELEASE_DIR = re.compile(r"^\d\d\.\d\d$")
-_METADATA_VERSION = re.compile(r"(\d+\.\d+(?:\.\d+)?)-metadata\.xml$")
+RELEASE_DIR = MAJOR_RELEASE
+_METADATA_VERSION = re.compile(r"([0-9]+\.[0-9]+(?:\.[0-9]+)?)-metadata\.xml\Z")
 _BLOCK = 4096
 _CHUNK = 1 << 20
 

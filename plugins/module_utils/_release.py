@@ -1,6 +1,6 @@
 # Copyright: distcloud.prestage contributors
 # Apache License 2.0 (see LICENSE)
-"""Release numbers: the one place that says what a prestage release looks like.
+"""Release numbers: what a prestage release looks like (the pattern: _formats.MAJOR_RELEASE).
 
 Shared by the controller (plugin_utils, the CLI) and modules that run on subclouds, so it stays
 compatible with every Python a subcloud may have.
@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import re
 
-# Prestage takes only a major release, MM.mm (e.g. 24.09); 24.09.1 is a patch level, refused.
-_MAJOR_RELEASE = re.compile(r"^(\d{2})\.(\d{2})$")
+from ansible_collections.distcloud.prestage.plugins.module_utils._formats import MAJOR_RELEASE
 
 RELEASE_FORMAT_ERROR = "Specified release format is not supported. Version format must be MM.mm."
 
@@ -20,8 +19,9 @@ MIN_SW_DEPLOY_RELEASE = "24.09"
 
 
 def is_major_release(value):
-    """True when value is a release string of the form MM.mm."""
-    return isinstance(value, str) and _MAJOR_RELEASE.match(value) is not None
+    """True when value is a release string of the form MM.mm (e.g. 24.09; 24.09.1 is a patch
+    level, refused): _formats.MAJOR_RELEASE, ASCII digits, no trailing newline."""
+    return isinstance(value, str) and MAJOR_RELEASE.match(value) is not None
 
 
 def release_key(value):
@@ -29,7 +29,7 @@ def release_key(value):
     parts = str(value).strip().split(".")
     key = []
     for part in parts:
-        digits = re.match(r"\d+", part)
+        digits = re.match(r"[0-9]+", part)
         key.append(int(digits.group(0)) if digits else 0)
     return tuple(key)
 

@@ -17,6 +17,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ansible_collections.distcloud.prestage.plugins.module_utils._formats import is_decimal
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._errors import (
     NotFoundError,
     PrestageError,
@@ -87,7 +88,7 @@ def _awx_id(play_vars: Mapping[str, Any], names: tuple[str, ...]) -> str | None:
         if value is None or value == "":
             continue
         text = str(value)
-        if isinstance(value, bool) or not text.isdigit():
+        if isinstance(value, bool) or not is_decimal(text):
             raise PrestageError(f"{name} must be a job id (digits), not {value!r}")
         return text
     return None

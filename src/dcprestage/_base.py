@@ -12,6 +12,7 @@ from cliff.command import Command
 from cliff.lister import Lister
 from cliff.show import ShowOne
 
+from ansible_collections.distcloud.prestage.plugins.module_utils._formats import decimal_int
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._config import (
     PrestageConfig,
     load_config,
@@ -67,6 +68,18 @@ def one_line_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
+def decimal(text: str) -> int:
+    """argparse type of a number option: ASCII digits only (int() also takes '٣', ' 3' and
+    '1_0'); argparse says "invalid int value: '...'" as for type=int."""
+    value: int | None = decimal_int(text)
+    if value is None:
+        raise ValueError(text)
+    return value
+
+
+decimal.__name__ = "int"  # argparse names the type in its message
+
+
 def confirm(question: str, assume_yes: bool) -> None:
     """Ask only when CLI_CONFIRMATIONS=enabled (as dcmanager does) and --yes was not given."""
     if assume_yes or os.environ.get("CLI_CONFIRMATIONS", "").lower() != "enabled":
@@ -90,6 +103,9 @@ class _ContextMixin:
     def _finish_parser(self, parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         if self.confirms:
             parser.add_argument("--yes", action="store_true", help="Do not ask for confirmation.")
+        for action in parser._actions:  # cliff's own number options too (--max-width)
+            if action.type is int:
+                action.type = decimal
         return one_line_errors(parser)
 
 

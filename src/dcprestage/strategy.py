@@ -20,7 +20,7 @@ from ansible_collections.distcloud.prestage.plugins.plugin_utils._store import (
     resolve_state_dir,
 )
 from dcprestage import _launcher as launcher
-from dcprestage._base import ListCommand, ShowCommand, confirm
+from dcprestage._base import ListCommand, ShowCommand, confirm, decimal
 
 
 def strategy_table(strategy: model.Strategy, state: str | None = None) -> tuple[Any, Any]:
@@ -46,7 +46,7 @@ class CreateStrategy(ShowCommand):
             help="Subcloud apply type (parallel or serial).",
         )
         parser.add_argument(
-            "--max-parallel-subclouds", type=int, help="Maximum number of parallel subclouds."
+            "--max-parallel-subclouds", type=decimal, help="Maximum number of parallel subclouds."
         )
         parser.add_argument(
             "--stop-on-failure",

@@ -62,7 +62,8 @@ def _options(parser: argparse.ArgumentParser) -> list[Option]:
     for action in parser._actions:
         takes_value = action.nargs != 0
         choices = tuple(action.choices) if action.choices else None
-        integer = action.type is int
+        # type=int, or dcprestage's ASCII-only number type (which argparse names int)
+        integer = getattr(action.type, "__name__", None) == "int"
         found.append(
             Option(tuple(action.option_strings), takes_value, choices, integer, action.dest)
         )
@@ -94,7 +95,8 @@ assert set(COMMAND_OPTIONS) >= MUTATING, "a mutating command was renamed"
 SUBCLOUDS = [f"subcloud{i}" for i in range(1, 25)]
 GROUP_REFS = ["Default", "First_10_Subclouds", "Edge_Serial", "1", "2", "3", "4", "0", "99"]
 # the system controller's (25.09), the one it upgrades from, others, malformed ones
-RELEASES = ["25.09", "24.09", "22.12", "26.03", "21.12", "24.9", "24.09.1", "2409", ""]
+RELEASES = ["25.09", "24.09", "22.12", "26.03", "21.12", "24.9", "24.09.1", "2409", "",
+            "25.09\n", "\uff12\uff15.\uff10\uff19", "25.0\u0669"]  # fmt: skip
 COLUMNS = [
     "id", "name", "state", "cloud", "stage", "details", "description", "group_name",
     "strategy type", "prestage status", "max parallel subclouds", "update apply type",
@@ -106,7 +108,7 @@ TEXT = st.text(st.one_of(TEXT_CHARS, SURROGATE_ESCAPES), max_size=12)
 INTEGERS = st.one_of(
     st.integers(-3, 300).map(str),
     st.sampled_from(["0", "-1", "251", "5000", "5001", "99999999999999999999", " 3", "3.0",
-                     "0x10", "1_0", "", "+2", "٣"]),
+                     "0x10", "1_0", "", "+2", "\u0663", "3\n", "\uff13"]),
 )  # fmt: skip
 
 
@@ -406,3 +408,73 @@ def test_the_example_world_is_sane(world: World) -> None:
         assert StateStore(str(world.state_dir)).require_strategy().state == state
     assert socket.gethostname()
     assert yaml.safe_load(world.registry_text)["subclouds"]
+
+
+# --------------------------------------------------------------------------- ASCII-only formats
+
+# Unicode digits that int(), str.isdigit() and \\d take: Arabic-Indic, fullwidth, Devanagari,
+# mathematical bold.
+OTHER_DIGITS = ["\u0660", "\uff10", "\u0966", "\U0001d7ce"]
+
+
+def taint(value: str, how: str) -> str:
+    """value made unacceptable in one of the ways `$` and \\d let through."""
+    if how == "newline":
+        return value + "\n"
+    zero = ord(OTHER_DIGITS[int(how)])
+    return "".join(chr(zero + int(c)) if c.isascii() and c.isdigit() else c for c in value)
+
+
+TAINTS = st.sampled_from(["newline", "0", "1", "2", "3"])
+NUMBER_OPTIONS = sorted(
+    (name, flag)
+    for name, options in COMMAND_OPTIONS.items()
+    for option in options
+    if option.integer
+    for flag in option.flags
+)
+RELEASE_COMMANDS = sorted(
+    name for name, options in COMMAND_OPTIONS.items() if any(o.dest == "release" for o in options)
+)
+assert NUMBER_OPTIONS and RELEASE_COMMANDS, "the options fuzzed below were renamed"
+
+
+@settings(max_examples=examples(300), **FUZZ_SETTINGS)
+@given(
+    option=st.sampled_from(NUMBER_OPTIONS),
+    number=st.integers(1, 250).map(str),
+    how=TAINTS,
+)
+def test_a_number_with_a_newline_or_other_digits_is_refused(
+    world: World, option: tuple[str, str], number: str, how: str
+) -> None:
+    name, flag = option
+    value = taint(number, how)
+    world.reset("none")
+    before = tree_digest(*world.watched())
+    outcome = run_in_process([*name.split(), flag, value], world.env(), world.cwd)
+    note(outcome.describe())
+    assert_clean_error(outcome)
+    assert f"argument {flag}: invalid int value: " in outcome.err, outcome.describe()
+    assert tree_digest(*world.watched()) == before
+
+
+@settings(max_examples=examples(300), **FUZZ_SETTINGS)
+@given(
+    command=st.sampled_from(RELEASE_COMMANDS),
+    release=st.sampled_from(["25.09", "24.09"]),
+    how=TAINTS,
+)
+def test_a_release_with_a_newline_or_other_digits_is_a_format_error(
+    world: World, command: str, release: str, how: str
+) -> None:
+    argv = [*command.split(), *(["subcloud1"] if command == "subcloud prestage" else [])]
+    world.reset("none")
+    before = tree_digest(*world.watched())
+    outcome = run_in_process([*argv, "--release", taint(release, how)], world.env(), world.cwd)
+    note(outcome.describe())
+    assert_clean_error(outcome)
+    assert outcome.err_lines == [
+        "Specified release format is not supported. Version format must be MM.mm."
+    ], outcome.describe()
+    assert tree_digest(*world.watched()) == before

@@ -154,6 +154,11 @@ def test_a_job_keeps_its_own_state_and_publishes_a_summary(awx: Awx) -> None:
         ({"prestage_group": "Edge_Serial", "subcloud_apply_type": "serial"},
          "The --subcloud-apply-type is not supported when --group option is applied."),
         ({"prestage_group": "Nowhere"}, "Subcloud group Nowhere does not exist (prestage_group)"),
+        # ASCII digits only (issue 15): int("\u0662") == 2, and \\d matched fullwidth digits
+        ({"release": "\uff12\uff14.\uff10\uff19"},
+         "Specified release format is not supported. Version format must be MM.mm."),
+        ({"prestage_group": "\u0662"},
+         "Subcloud group \u0662 does not exist (prestage_group)"),
     ],
 )  # fmt: skip
 def test_survey_answers_are_checked_before_anything_runs(awx: Awx, answers, message) -> None:
