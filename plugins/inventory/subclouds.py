@@ -101,6 +101,7 @@ from ansible_collections.distcloud.prestage.plugins.plugin_utils._config import 
     PLUGIN_NAME,
     SC_GROUP,
     config_from_options,
+    read_config_data,
 )
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._errors import (  # noqa: E402
     PrestageError,
@@ -124,6 +125,10 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
     def parse(self, inventory: Any, loader: Any, path: str, cache: bool = True) -> None:
         super().parse(inventory, loader, path, cache)
+        try:  # bounded first (no aliases, a size limit): Ansible's own loader is not
+            read_config_data(path)
+        except PrestageError as exc:
+            raise AnsibleParserError(str(exc)) from None
         self._read_config_data(path)
         cache_key = self.get_cache_key(path)
         use_cache = self.get_option("cache") and cache

@@ -15,10 +15,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._errors import PrestageError
-from ansible_collections.distcloud.prestage.plugins.plugin_utils._files import read_text
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._yaml import compose, read_bounded
 
 PLUGIN_NAME = "distcloud.prestage.subclouds"
 CONFIG_SUFFIXES = ("subclouds.yml", "subclouds.yaml")
@@ -36,6 +34,8 @@ SC_DEFAULT_VARS: dict[str, Any] = {
 _SC_KEYS = ("host", "vars")
 # An Ansible host name: what an inventory accepts and a shell or a log line cannot misread.
 _HOST_NAME = re.compile(r"\A[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}\Z")
+# An inventory config is a few lines.
+MAX_CONFIG_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -99,18 +99,18 @@ def resolve_config_path(explicit: str | None) -> str:
     )
 
 
-def load_config(path: str) -> PrestageConfig:
-    """Read the inventory plugin config file at path (the CLI's view of it)."""
-    text = read_text(path)
+def read_config_data(path: str) -> Any:
+    """The inventory config file's data, loaded bounded (a size limit, no YAML aliases: see
+    plugin_utils/_yaml.py); PrestageError naming the file."""
+    text = read_bounded(path, MAX_CONFIG_BYTES, "Inventory config")
     if text is None:
         raise PrestageError(f"Inventory config {path} does not exist")
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else path
-        problem = getattr(exc, "problem", None) or "malformed YAML"
-        raise PrestageError(f"Invalid inventory config {where}: {problem}") from None
+    return compose(text, path, "inventory config")[1]
+
+
+def load_config(path: str) -> PrestageConfig:
+    """Read the inventory plugin config file at path (the CLI's view of it)."""
+    data = read_config_data(path)
     if not isinstance(data, dict) or data.get("plugin") != PLUGIN_NAME:
         raise PrestageError(f"Invalid inventory config {path}: expected 'plugin: {PLUGIN_NAME}'")
     base_dir = os.path.dirname(os.path.abspath(path))

@@ -3,9 +3,12 @@
 """The subcloud registry: a user-owned YAML file of subclouds and subcloud groups.
 
 It plays the part of the dcmanager database. Loading validates every field and reports the
-first problem as one line naming the file, the line and the field. Edits (group add/update/delete,
-moving a subcloud to a group) go through `edit_registry`, which keeps the user's comments,
-re-validates the result and replaces the file atomically under a lock.
+first problem as one line naming the file, the line and the field; the YAML itself is loaded
+bounded (plugin_utils/_yaml.py: a size limit, no aliases). An empty file is an error (an
+accidentally truncated registry must not read as "no subclouds"); `subclouds: []` is the explicit
+empty registry. Edits (group add/update/delete, moving a subcloud to a group) go through
+`edit_registry`, which keeps the user's comments, re-validates the result and replaces the file
+atomically under a lock (the symlink's target when the registry is a symlink).
 """
 
 from __future__ import annotations
@@ -13,13 +16,17 @@ from __future__ import annotations
 import io
 import ipaddress
 import os
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
+from ansible_collections.distcloud.prestage.plugins.module_utils._formats import (
+    decimal_int,
+    is_software_version,
+    is_subcloud_name,
+)
 from ansible_collections.distcloud.prestage.plugins.module_utils._release import release_key
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._errors import (
     NotFoundError,
@@ -28,8 +35,8 @@ from ansible_collections.distcloud.prestage.plugins.plugin_utils._errors import 
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._files import (
     atomic_write,
     locked_file,
-    read_text,
 )
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._yaml import compose, read_bounded
 
 try:  # only edits need ruamel.yaml (the CLI has it); plugins that just read the registry do not
     from ruamel.yaml import YAML
@@ -39,11 +46,6 @@ except ImportError:  # pragma: no cover - e.g. ansible-test's import sanity test
     HAS_RUAMEL_YAML = False
 else:
     HAS_RUAMEL_YAML = True
-
-try:  # libyaml makes a 5,000-subcloud registry load in a fraction of a second
-    from yaml import CSafeLoader as _Loader
-except ImportError:  # pragma: no cover - PyYAML without libyaml
-    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
 
 DEFAULT_GROUP_ID = 1
 DEFAULT_GROUP_NAME = "Default"
@@ -64,9 +66,12 @@ _ANSIBLE_RESERVED_GROUPS = ("all", "ungrouped", "system_controller")
 MANAGEMENT_STATES = ("managed", "unmanaged")
 AVAILABILITY_STATES = ("online", "offline")
 SYSTEM_MODES = ("simplex", "duplex")
-_SUBCLOUD_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
-_SOFTWARE_VERSION = re.compile(r"^\d{2}\.\d{2}(\.\d+)?$")
-MAX_REGISTRY_BYTES = 64 * 1024 * 1024
+# A 5,000-subcloud registry is about 1 MB; the largest one loads in a few seconds.
+MAX_REGISTRY_BYTES = 16 * 1024 * 1024
+# The top-level key keeping the highest subcloud group id ever given (dcmanager never reuses a
+# deleted group's id); absent, it is the highest id in the file.
+LAST_GROUP_ID_KEY = "last_group_id"
+_TOP_KEYS = ("groups", "subclouds", LAST_GROUP_ID_KEY)
 
 # dcmanager's messages for group requests, kept word for word.
 MSG_GROUP_NOT_FOUND = "Subcloud Group not found"
@@ -110,6 +115,8 @@ class Registry:
     path: str
     groups: list[Group]
     subclouds: list[Subcloud]
+    # the highest group id ever given: a new group gets the next one
+    last_group_id: int = DEFAULT_GROUP_ID
 
     def __post_init__(self) -> None:
         self._groups_by_id = {g.id: g for g in self.groups}
@@ -128,7 +135,8 @@ class Registry:
             return self._groups_by_id.get(ref)
         if ref in self._groups_by_name:
             return self._groups_by_name[ref]
-        return self._groups_by_id.get(int(ref)) if str(ref).isdigit() else None
+        number = decimal_int(ref)
+        return self._groups_by_id.get(number) if number is not None else None
 
     def subcloud(self, name: str) -> Subcloud:
         found = self._subclouds_by_name.get(name)
@@ -168,6 +176,8 @@ def group_name_problem(name: Any) -> str | None:
         return "must not contain any of " + "".join(bad)
     if any(ch.isspace() for ch in name):
         return "must not contain white space"
+    if not name.isprintable():
+        return "must not contain control characters"
     return None
 
 
@@ -219,16 +229,18 @@ class _Invalid(Exception):
 
 def load_registry(path: str) -> Registry:
     """Read and validate the registry at path; PrestageError (one line) on any problem."""
-    text = read_text(path)
+    text = read_bounded(path, MAX_REGISTRY_BYTES, "Subcloud registry")
     if text is None:
         raise PrestageError(f"Subcloud registry {path} does not exist")
-    if len(text) > MAX_REGISTRY_BYTES:
-        raise PrestageError(f"Subcloud registry {path} is larger than {MAX_REGISTRY_BYTES} bytes")
     return parse_registry(text, path)
 
 
 def parse_registry(text: str, path: str) -> Registry:
-    node, data = _compose(text, path)
+    node, data = compose(text, path, "subcloud registry")
+    if data is None:
+        raise PrestageError(
+            f"Subcloud registry {path} is empty (a registry without subclouds says 'subclouds: []')"
+        )
     try:
         _check_duplicate_keys(node)
         return _build(data, path)
@@ -237,23 +249,6 @@ def parse_registry(text: str, path: str) -> Registry:
         where = f"{path}:{line}" if line else path
         label = _path_label(exc.path)
         raise PrestageError(f"Invalid subcloud registry {where}: {label}{exc.message}") from None
-
-
-def _compose(text: str, path: str) -> tuple[yaml.Node | None, Any]:
-    loader = _Loader(text)
-    try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{path}:{mark.line + 1}" if mark is not None else path
-        problem = exc.problem or exc.context or "malformed YAML"
-        raise PrestageError(f"Invalid subcloud registry {where}: {problem}") from None
-    except (yaml.YAMLError, ValueError, TypeError, RecursionError) as exc:
-        raise PrestageError(f"Invalid subcloud registry {path}: {exc}") from None
-    finally:
-        loader.dispose()
-    return node, data
 
 
 def _check_duplicate_keys(
@@ -314,13 +309,13 @@ _SUBCLOUD_KEYS = {
 
 
 def _build(data: Any, path: str) -> Registry:
-    if data is None:
-        data = {}
     if not isinstance(data, dict):
         raise _Invalid((), "the document must be a mapping with 'groups' and 'subclouds'")
-    unknown = sorted(set(map(str, data)) - {"groups", "subclouds"})
+    unknown = sorted(set(map(str, data)) - set(_TOP_KEYS))
     if unknown:
-        raise _Invalid((unknown[0],), "unknown key (expected 'groups' and 'subclouds')")
+        raise _Invalid(
+            (unknown[0],), f"unknown key (expected 'groups', 'subclouds' and '{LAST_GROUP_ID_KEY}')"
+        )
     raw_groups = _list_of(data, "groups")
     raw_subclouds = _list_of(data, "subclouds")
 
@@ -344,7 +339,11 @@ def _build(data: Any, path: str) -> Registry:
     _unique(subclouds, "name", "subclouds")
     _unique(subclouds, "oam_floating_address", "subclouds")
     subclouds.sort(key=lambda s: s.id)
-    return Registry(path=path, groups=groups, subclouds=subclouds)
+    last = data.get(LAST_GROUP_ID_KEY)
+    if last is not None and (isinstance(last, bool) or not isinstance(last, int) or last < 1):
+        raise _Invalid((LAST_GROUP_ID_KEY,), f"must be a positive integer (got {last!r})")
+    last_group_id = max([last or DEFAULT_GROUP_ID, *(g.id for g in groups)])
+    return Registry(path=path, groups=groups, subclouds=subclouds, last_group_id=last_group_id)
 
 
 def _list_of(data: dict[str, Any], key: str) -> list[Any]:
@@ -435,7 +434,7 @@ def _subcloud(
     item = _mapping(item, where, _SUBCLOUD_KEYS, required)
     subcloud_id = _int_id(item, where)
     name = item["name"]
-    if not isinstance(name, str) or not _SUBCLOUD_NAME.match(name):
+    if not is_subcloud_name(name):
         raise _Invalid((*where, "name"), f"must be letters, digits, '.', '_' or '-' (got {name!r})")
     group_ref = item.get("group", DEFAULT_GROUP_NAME)
     group = (
@@ -456,7 +455,7 @@ def _subcloud(
     version = item["software_version"]
     if isinstance(version, float):  # an unquoted 24.10 reads as 24.1: refuse rather than guess
         raise _Invalid((*where, "software_version"), 'must be quoted, e.g. "24.09"')
-    if not isinstance(version, str) or not _SOFTWARE_VERSION.match(version):
+    if not is_software_version(version):
         raise _Invalid((*where, "software_version"), f"must look like MM.mm (got {version!r})")
     host_vars = item.get("vars") or {}
     if not isinstance(host_vars, dict) or not all(isinstance(k, str) for k in host_vars):
@@ -496,10 +495,14 @@ def edit_registry(path: str, change: Callable[[Any, Registry], None]) -> Registr
     """
     if not HAS_RUAMEL_YAML:
         raise PrestageError("Editing the subcloud registry needs the Python package ruamel.yaml")
-    load_registry(path)  # a missing or invalid registry fails before anything else
-    with locked_file(path):
-        current = load_registry(path)
-        text = read_text(path) or ""
+    load_registry(path)  # a missing, empty or invalid registry fails before anything else
+    # A symlinked registry: the file it points to is locked and replaced, the link stays.
+    target = os.path.realpath(path)
+    with locked_file(target):
+        text = read_bounded(target, MAX_REGISTRY_BYTES, "Subcloud registry")
+        if text is None:
+            raise PrestageError(f"Subcloud registry {path} does not exist")
+        current = parse_registry(text, path)
         yaml_rt = YAML(typ="rt")
         yaml_rt.preserve_quotes = True
         yaml_rt.indent(mapping=2, sequence=4, offset=2)
@@ -516,11 +519,18 @@ def edit_registry(path: str, change: Callable[[Any, Registry], None]) -> Registr
         new_text = out.getvalue()
         updated = parse_registry(new_text, path)
         try:
-            mode = os.stat(path).st_mode & 0o7777
+            mode = os.stat(target).st_mode & 0o7777
         except OSError:
             mode = 0o644
-        atomic_write(path, new_text, mode)
+        atomic_write(target, new_text, mode)
         return updated
+
+
+def edit_note(path: str) -> str | None:
+    """What an edit of the registry at path says when path is a symlink (the target changed)."""
+    if not os.path.islink(path):
+        return None
+    return f"Updated {os.path.realpath(path)} (via symlink {path})"
 
 
 def group_entries(document: Any) -> Any:
@@ -538,6 +548,16 @@ def group_entries(document: Any) -> Any:
         default["max_parallel_subclouds"] = GROUP_DEFAULT_MAX_PARALLEL
         groups.insert(0, default)
     return groups
+
+
+def _set_last_group_id(document: Any, value: int) -> None:
+    """Keep the highest group id given in the file, next to the groups (added after them)."""
+    if LAST_GROUP_ID_KEY in document:
+        document[LAST_GROUP_ID_KEY] = value
+    else:
+        keys = list(document)
+        after = keys.index("groups") + 1 if "groups" in keys else len(keys)
+        document.insert(after, LAST_GROUP_ID_KEY, value)
 
 
 def find_entry(entries: Any, key: str, value: Any) -> Any:
@@ -570,12 +590,13 @@ def add_group(
         if any(g.name.lower() == name.lower() for g in current.groups):
             raise PrestageError(MSG_GROUP_EXISTS)
         entry = CommentedMap()
-        entry["id"] = max(g.id for g in current.groups) + 1
+        entry["id"] = current.last_group_id + 1  # never a deleted group's id
         entry["name"] = name
         entry["description"] = description
         entry["update_apply_type"] = update_apply_type
         entry["max_parallel_subclouds"] = max_parallel_subclouds
         group_entries(document).append(entry)
+        _set_last_group_id(document, entry["id"])
         created["group"] = Group(
             entry["id"], name, description, update_apply_type, max_parallel_subclouds
         )
@@ -639,6 +660,9 @@ def delete_group(path: str, ref: str) -> Group:
             raise PrestageError(MSG_GROUP_NOT_EMPTY)
         entries = group_entries(document)
         entries.remove(find_entry(entries, "id", group.id))
+        # the file keeps the highest id given, so that no later group gets this one again
+        if document.get(LAST_GROUP_ID_KEY) != current.last_group_id:
+            _set_last_group_id(document, current.last_group_id)
         removed["group"] = group
 
     edit_registry(path, change)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from typing import Any
 
 from ansible_collections.distcloud.prestage.plugins.plugin_utils import _registry as registry_ops
@@ -24,7 +25,7 @@ from ansible_collections.distcloud.prestage.plugins.plugin_utils._store import (
     SubcloudStatus,
 )
 from dcprestage import _launcher as launcher
-from dcprestage._base import ListCommand, PlainCommand, ShowCommand, confirm
+from dcprestage._base import ListCommand, PlainCommand, ShowCommand, confirm, decimal
 
 # `subcloud prestage` runs keep their own one-step strategy here, beside the main one
 ONE_SUBCLOUD_DIR = "subcloud-prestage"
@@ -144,6 +145,7 @@ class UpdateSubcloud(ShowCommand):
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
         path = self.ctx.config.registry_path
         registry = registry_ops.move_subcloud(path, parsed_args.subcloud, parsed_args.group)
+        _say_where(path)
         subcloud = registry.subcloud(parsed_args.subcloud)
         status = self.ctx.store.load_statuses().get(subcloud.name)
         return SUBCLOUD_FIELDS, subcloud_detail(registry, subcloud, status)
@@ -165,7 +167,7 @@ class AddGroup(ShowCommand):
         )
         parser.add_argument(
             "--max_parallel_subclouds",
-            type=int,
+            type=decimal,
             help="Maximum number of subclouds of this group updated at once (default: 2).",
         )
         return parser
@@ -178,6 +180,7 @@ class AddGroup(ShowCommand):
             update_apply_type=parsed_args.update_apply_type,
             max_parallel_subclouds=parsed_args.max_parallel_subclouds,
         )
+        _say_where(self.ctx.config.registry_path)
         return GROUP_FIELDS, group_row(group)
 
 
@@ -214,7 +217,7 @@ class UpdateGroup(_GroupRefCommand):
         parser.add_argument("--name", help="New name of the subcloud group.")
         parser.add_argument("--description", help="New description of the subcloud group.")
         parser.add_argument("--update_apply_type", choices=["parallel", "serial"])
-        parser.add_argument("--max_parallel_subclouds", type=int)
+        parser.add_argument("--max_parallel_subclouds", type=decimal)
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
@@ -226,6 +229,7 @@ class UpdateGroup(_GroupRefCommand):
             update_apply_type=parsed_args.update_apply_type,
             max_parallel_subclouds=parsed_args.max_parallel_subclouds,
         )
+        _say_where(self.ctx.config.registry_path)
         return GROUP_FIELDS, group_row(group)
 
 
@@ -243,6 +247,7 @@ class DeleteGroup(PlainCommand):
         self.ctx.registry.group(parsed_args.group)  # a missing group fails before the question
         confirm(f"Delete subcloud group {parsed_args.group}?", parsed_args.yes)
         registry_ops.delete_group(self.ctx.config.registry_path, parsed_args.group)
+        _say_where(self.ctx.config.registry_path)
         return 0
 
 
@@ -316,6 +321,13 @@ class PrestageSubcloud(ShowCommand):
         subcloud = ctx.registry.subcloud(name)
         status = store.load_statuses().get(name)
         return SUBCLOUD_FIELDS, subcloud_detail(ctx.registry, subcloud, status)
+
+
+def _say_where(registry_path: str) -> None:
+    """After an edit of a symlinked registry: which file changed (stderr; stdout is the table)."""
+    note = registry_ops.edit_note(registry_path)
+    if note:
+        print(note, file=sys.stderr)
 
 
 def _live_statuses(store: StateStore, run_store: StateStore) -> dict[str, str | None]:

@@ -48,7 +48,7 @@ SUBCLOUD_NAMES = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,30}\Z")
 PRINTABLE = st.text(st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp")), max_size=30)
 DESCRIPTIONS = PRINTABLE.filter(lambda d: reg.description_problem(d) is None)
 ADDRESSES = st.one_of(st.ip_addresses(v=4), st.ip_addresses(v=6)).map(str)
-VERSIONS = st.from_regex(r"\A\d{2}\.\d{2}(\.\d{1,3})?\Z")
+VERSIONS = st.from_regex(r"\A[0-9]{2}\.[0-9]{2}(\.[0-9]{1,3})?\Z")
 JSONISH = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(), PRINTABLE),
     lambda inner: st.one_of(
@@ -104,9 +104,9 @@ def registries(draw: st.DrawFn, max_subclouds: int = 12) -> dict[str, Any]:
         for key in ("deploy_status", "sync", "backup_status"):
             if draw(st.booleans()):
                 sc[key] = draw(PRINTABLE)
-        if draw(st.booleans()):  # the same object twice: YAML anchors and aliases
+        if draw(st.booleans()):  # equal (never the same) objects: YAML aliases are refused
             sc["vars"] = (
-                shared_vars
+                copy.deepcopy(shared_vars)
                 if draw(st.booleans())
                 else draw(st.dictionaries(SUBCLOUD_NAMES, JSONISH, max_size=3))
             )
@@ -116,6 +116,10 @@ def registries(draw: st.DrawFn, max_subclouds: int = 12) -> dict[str, Any]:
         document["groups"] = groups
     if subclouds or draw(st.booleans()):
         document["subclouds"] = subclouds
+    if not document:  # an empty file is an error: `subclouds: []` is the empty registry
+        document["subclouds"] = []
+    if draw(st.booleans()):  # the highest group id ever given (groups were deleted since)
+        document[reg.LAST_GROUP_ID_KEY] = max([1, *ids]) + draw(st.integers(0, 5))
     return document
 
 
@@ -173,7 +177,8 @@ def expected_registry(document: dict[str, Any], path: str) -> reg.Registry:
         for s in document.get("subclouds") or []
     ]
     subclouds.sort(key=lambda s: s.id)
-    return reg.Registry(path=path, groups=groups, subclouds=subclouds)
+    last = max([document.get(reg.LAST_GROUP_ID_KEY, 1), *(g.id for g in groups)])
+    return reg.Registry(path=path, groups=groups, subclouds=subclouds, last_group_id=last)
 
 
 def assert_one_line_error(exc: PrestageError, path: str) -> None:
@@ -265,6 +270,17 @@ YAML_TRICKS = [
     "'" * 3,
     "- - -\n",
     "groups: [{id: 2, name: x}]\nsubclouds: [{id: 1, name: y, group: [x]}]\n",
+    # issue 15: an alias bomb nested in a subcloud's vars, a trailing newline, other digits
+    "subclouds:\n  - {id: 1, name: s, oam_floating_address: 10.0.0.1, software_version: '24.09',\n"
+    "     vars: {a: &a [x, x, x, x, x, x, x, x], b: &b [*a, *a, *a, *a, *a, *a, *a, *a],\n"
+    "            c: &c [*b, *b, *b, *b, *b, *b, *b, *b], d: [*c, *c, *c, *c, *c, *c, *c, *c]}}\n",
+    'subclouds: [{id: 1, name: "evil\\n", oam_floating_address: 10.0.0.1, '
+    "software_version: '24.09'}]\n",
+    'subclouds: [{id: 1, name: s, oam_floating_address: 10.0.0.1, software_version: "22.12\\n"}]\n',
+    "subclouds: [{id: 1, name: s, oam_floating_address: 10.0.0.1, "
+    'software_version: "\uff12\uff12.\uff11\uff12"}]\n',
+    "",
+    "# only a comment\n",
 ]
 
 
@@ -286,6 +302,79 @@ def junk_texts(draw: st.DrawFn) -> str | bytes:
         cut = draw(st.integers(0, 3))
         text = text[:position] + insert + text[position + cut :]
     return text
+
+
+# --------------------------------------------------------------------------- issue 15's cases
+
+# Unicode digits that \\d and int() take: Arabic-Indic, fullwidth, Devanagari.
+OTHER_DIGITS = ["\u0660", "\uff10", "\u0966"]
+
+
+@st.composite
+def tainted(draw: st.DrawFn) -> tuple[dict[str, Any], str]:
+    """A valid registry with one name, version or group reference made unacceptable in a way
+    `$` or \\d let through (a trailing newline, other digits); returns it and what was done."""
+    document = draw(registries(max_subclouds=5))
+    assume(document.get("subclouds"))
+    sc = draw(st.sampled_from(document["subclouds"]))
+    key = draw(st.sampled_from(["name", "software_version"]))
+    if draw(st.booleans()):
+        sc[key] += "\n"
+        return document, f"{key} + newline"
+    zero = ord(draw(st.sampled_from(OTHER_DIGITS)))
+    digits = [i for i, c in enumerate(sc[key]) if c in "0123456789"]
+    assume(digits)
+    at = draw(st.sampled_from(digits))
+    sc[key] = sc[key][:at] + chr(zero + int(sc[key][at])) + sc[key][at + 1 :]
+    return document, f"{key} with other digits"
+
+
+@st.composite
+def with_alias(draw: st.DrawFn) -> str:
+    """A valid registry's text with an alias (of an anchor earlier in the file): in a subcloud's
+    vars, deep in them, or a whole group entry."""
+    document = draw(registries(max_subclouds=4))
+    subclouds = document.get("subclouds") or []
+    shared: dict[str, Any] = {"k": [1, 2, {"deep": ["x"]}]}
+    where = draw(st.sampled_from(["vars", "deep vars", "entry"]))
+    if where in ("vars", "deep vars") and subclouds:
+        sc = draw(st.sampled_from(subclouds))
+        subclouds[0].setdefault("vars", {})["anchor"] = shared
+        target = sc.setdefault("vars", {})
+        if where == "deep vars":
+            target = target.setdefault("nest", {}).setdefault("er", {})
+        target["alias"] = shared
+    else:  # a whole group entry listed twice
+        group = {"id": 10**7, "name": "aliased"}
+        document["groups"] = [*document.get("groups", []), group, group]
+    text = yaml.safe_dump(document, sort_keys=draw(st.booleans()))
+    assume("*id" in text)
+    return text
+
+
+@settings(max_examples=examples(1000), **FUZZ_SETTINGS)
+@given(case=tainted())
+def test_a_trailing_newline_or_other_digits_is_refused(
+    world: World, case: tuple[dict[str, Any], str]
+) -> None:
+    document, what = case
+    text = yaml.safe_dump(document, allow_unicode=True)
+    note(f"{what}:\n{text}")
+    world.registry.write_text(text, encoding="utf-8")
+    result = load_or_error(world.registry)
+    assert isinstance(result, PrestageError), what
+    field = what.split()[0]
+    assert f".{field}: must" in str(result), str(result)
+
+
+@settings(max_examples=examples(1000), **FUZZ_SETTINGS)
+@given(text=with_alias())
+def test_an_alias_at_any_depth_is_refused(world: World, text: str) -> None:
+    note(text)
+    world.registry.write_text(text, encoding="utf-8")
+    result = load_or_error(world.registry)
+    assert isinstance(result, PrestageError)
+    assert ": YAML aliases (*id" in str(result) and "are not allowed" in str(result)
 
 
 # --------------------------------------------------------------------------- tests
@@ -376,7 +465,7 @@ def test_the_cli_reads_and_edits_any_registry(world: World, data: st.DataObject)
     assert after.subclouds == expected.subclouds
     assert after.groups[:-1] == expected.groups
     assert after.groups[-1].name == "fuzz_added"
-    assert after.groups[-1].id == max(g.id for g in expected.groups) + 1
+    assert after.groups[-1].id == expected.last_group_id + 1  # never a deleted group's id
 
 
 def test_a_registry_over_the_size_limit_is_refused_without_parsing(tmp_path: Path) -> None:
