@@ -94,11 +94,36 @@ class DcPrestageApp(App):
             return 2
         return super().run_subcommand(argv)
 
+    def configure_logging(self) -> None:
+        """What the console shows: warnings; with -v also progress notes (e.g. the subclouds left
+        out of a strategy), each once; library debug lines (stevedore's, ...) only with -vv."""
+        super().configure_logging()
+        level = {0: logging.WARNING, 1: logging.WARNING, 2: logging.INFO}.get(
+            self.options.verbose_level, logging.DEBUG
+        )
+        for handler in logging.getLogger().handlers:
+            if isinstance(handler, logging.StreamHandler) and handler.stream is self.stderr:
+                handler.setLevel(level)
+                handler.addFilter(_OncePerMessage())
+
     def initialize_app(self, argv: list[str]) -> None:
         self.context = Context(self.options.inventory, self.options.state_dir)
-        # Progress notes (e.g. subclouds left out of a strategy) only with -v.
-        if self.options.verbose_level <= 1:
-            logging.getLogger("ansible_collections").setLevel(logging.WARNING)
+
+
+class _OncePerMessage(logging.Filter):
+    """Each message once: a command may check a request twice (before asking for a password,
+    then under the lock), and the fact it notes is the same fact."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._seen: set[tuple[str, int, str]] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, record.levelno, record.getMessage())
+        if key in self._seen:
+            return False
+        self._seen.add(key)
+        return True
 
 
 class _OneLineHelp(HelpCommand):
