@@ -7,8 +7,10 @@ import os
 import sys
 from typing import Any
 
+from ansible_collections.distcloud.prestage.plugins.module_utils._formats import is_subcloud_name
 from ansible_collections.distcloud.prestage.plugins.plugin_utils import _registry as registry_ops
 from ansible_collections.distcloud.prestage.plugins.plugin_utils import _strategy as model
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._errors import NotFoundError
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._orchestrator import (
     is_running,
     orchestrator_record,
@@ -297,6 +299,8 @@ class PrestageSubcloud(ShowCommand):
             for_sw_deploy=parsed_args.for_sw_deploy,
             force=parsed_args.force,
         )
+        if not is_subcloud_name(name):  # no registry holds it; and never a path of the state dir
+            raise NotFoundError(f"Subcloud {name} does not exist")
         store = ctx.store
         run_store = StateStore(os.path.join(store.state_dir, ONE_SUBCLOUD_DIR, name))
         # every check first: any skip or failure reason is an error here
