@@ -26,6 +26,7 @@ import contextlib
 import json
 import os
 import re
+import select
 import shlex
 import shutil
 import signal
@@ -62,6 +63,7 @@ _STATS_KEYS = {
     "Total bytes received": "bytes_received",
 }
 _NOISE = ("rsync error:", "Warning: Permanently added")
+WATCH_INTERVAL = 1.0  # seconds between looks at the deadline and at the controller's connection
 
 # rsync's remote shell: `python3 relay.py CONFIG [-l USER] HOST COMMAND...`. CONFIG (JSON, no
 # secret): {"ssh": [argv], "pass_fds": [fd], "become_fd": fd or null}. ssh's output goes straight
@@ -275,10 +277,16 @@ def _execute(argv, inherit, deadline, work):
             env=dict(os.environ, LC_ALL="C"),
         )
     try:
-        process.wait(timeout=max(0.1, deadline - time.monotonic()))
-    except subprocess.TimeoutExpired:
-        _stop(process)
-        raise TransferTimeout("the transfer did not finish before the phase timeout") from None
+        while process.poll() is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                _stop(process)
+                raise TransferTimeout("the transfer did not finish before the phase timeout")
+            if caller_gone():
+                _stop(process)
+                raise TransferError("the controller's connection closed: transfer stopped")
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=min(WATCH_INTERVAL, max(0.1, left)))
     except BaseException:
         _stop(process)
         raise
@@ -292,6 +300,19 @@ def _execute(argv, inherit, deadline, work):
     stats = parse_stats(text_out)
     stats["seconds"] = round(time.monotonic() - started, 3)
     return stats
+
+
+def caller_gone(fd=1):
+    """Whether whoever reads this module's output is gone: the controller's ssh session closed
+    (its process was stopped, its link died) and closed the read end of our stdout pipe. The
+    module's own process would run on (no signal reaches it without a terminal), and so would
+    rsync in its own session: the transfer stops instead."""
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLERR | select.POLLHUP)
+        return any(event & (select.POLLERR | select.POLLHUP) for _, event in poller.poll(0))
+    except (OSError, ValueError):
+        return False
 
 
 def _stop(process):

@@ -10,13 +10,22 @@ so recording stays cheap with thousands of steps.
 Others write the same file meanwhile (`dcprestage prestage-strategy abort`). Before writing, the run
 merges: steps the orchestrator has started are its own, everything else (an abort request, steps
 aborted while waiting) comes from the file.
+
+Lifecycle: SIGTERM, SIGINT or SIGHUP to the process that runs the play stop admitting and end the
+play; the steps it was running go back to initial with the reason (`apply` resumes them, `abort`
+ends the strategy aborted) and every process of the run is stopped (see stop_run_processes). An
+abort whose running steps have not finished after the abort timeout ends them aborted, with that
+reason, and ends the play the same way.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 from ansible_collections.distcloud.prestage.plugins.plugin_utils import _strategy as model
@@ -31,6 +40,150 @@ from ansible_collections.distcloud.prestage.plugins.plugin_utils._store import (
 
 PRESTAGING = "prestaging"
 DEFAULT_FLUSH_INTERVAL = 0.2
+# The signals that interrupt a run (the orchestrator's and the play's process handle them alike).
+INTERRUPT_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+# Every process of one run carries this variable (its value names the run): what is left of a
+# run after it stopped - ssh clients and ControlPersist masters in sessions of their own - is
+# found by it.
+RUN_ID_ENV = "DCPRESTAGE_RUN_ID"
+# The ssh ControlPersist masters of a run started by `dcprestage prestage-strategy apply` live in a
+# directory of its own (ANSIBLE_SSH_CONTROL_PATH_DIR; never a master made before the run, without
+# keepalives): a daemonised master rewrites its environment, its command line names its socket.
+CONTROL_DIR_ENV = "DCPRESTAGE_CONTROL_DIR"
+# How long an abort waits for the steps that were running when it was asked for.
+ABORT_TIMEOUT_ENV = "DCPRESTAGE_ABORT_TIMEOUT"
+DEFAULT_ABORT_TIMEOUT = 600
+STOP_GRACE = 3.0  # seconds a stopped process gets between SIGTERM and SIGKILL
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ends the play after a signal or an abort timeout (Ansible reports it as an interruption,
+    without a traceback)."""
+
+
+def interrupted_reason(signame: str) -> str:
+    return (
+        f"interrupted: the orchestrator received {signame}; "
+        "'dcprestage prestage-strategy apply' resumes this step"
+    )
+
+
+def abort_timeout_reason(seconds: float) -> str:
+    return f"aborted: still running {int(seconds)} s after the abort request (the abort timeout)"
+
+
+def abort_timeout(value: Any = None) -> float:
+    """The abort timeout: value (an extra var), else $DCPRESTAGE_ABORT_TIMEOUT, else the default."""
+    for candidate in (value, os.environ.get(ABORT_TIMEOUT_ENV)):
+        if candidate in (None, ""):
+            continue
+        try:
+            seconds = float(str(candidate))
+        except ValueError:
+            raise PrestageError(
+                f"The abort timeout must be a number of seconds: {candidate!r}"
+            ) from None
+        if seconds > 0:
+            return seconds
+        raise PrestageError(f"The abort timeout must be positive: {candidate!r}")
+    return float(DEFAULT_ABORT_TIMEOUT)
+
+
+def interrupt_steps(
+    strategy: model.Strategy,
+    reason: str,
+    clouds: Collection[str] | None = None,
+    at: str | None = None,
+) -> list[str]:
+    """Stop the steps in progress (of clouds, or all): while applying they go back to initial
+    with the reason as details (apply runs them again, abort aborts them); otherwise (an abort, a
+    stop-on-failure) they end aborted with it. Returns the subclouds of the steps it stopped."""
+    at = at or model.now()
+    stopped = []
+    for step in strategy.steps:
+        if not step.in_progress or (clouds is not None and step.cloud not in clouds):
+            continue
+        details = model.failure_details(step.state, reason)
+        if strategy.state == model.APPLYING:
+            step.state = model.STEP_INITIAL
+            step.details = details
+            step.updated_at = at
+            strategy.updated_at = at
+        else:
+            model.set_step_state(strategy, step.cloud, model.STEP_ABORTED, details, at)
+        stopped.append(step.cloud)
+    return stopped
+
+
+def log_reason(store: StateStore, clouds: Iterable[str], line: str) -> None:
+    """Append line to the log of each of clouds (best effort: the state file has it too)."""
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW
+    for cloud in clouds:
+        with contextlib.suppress(OSError):
+            os.makedirs(os.path.dirname(store.log_path(cloud)), mode=0o700, exist_ok=True)
+            fd = os.open(store.log_path(cloud), flags, 0o600)
+            try:
+                os.write(fd, f"{stamp} {line}\n".encode())
+            finally:
+                os.close(fd)
+
+
+def run_processes(
+    run_id: str, exclude: Collection[int] = (), control_dir: str | None = None
+) -> list[int]:
+    """The pids of the processes whose environment carries RUN_ID_ENV=run_id, and of the ssh
+    masters whose sockets are in control_dir."""
+    marker = f"{RUN_ID_ENV}={run_id}".encode()
+    master = f"ssh: {control_dir.rstrip('/')}/".encode() if control_dir else None
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) in exclude:
+            continue
+        try:
+            with open(f"/proc/{entry.name}/environ", "rb") as handle:
+                environ = handle.read()
+            with open(f"/proc/{entry.name}/cmdline", "rb") as handle:
+                cmdline = handle.read()
+        except OSError:
+            continue
+        if marker in environ.split(b"\0") or (master and cmdline.startswith(master)):
+            found.append(int(entry.name))
+    return found
+
+
+def stop_run_processes(
+    run_id: str,
+    exclude: Collection[int] = (),
+    grace: float = STOP_GRACE,
+    control_dir: str | None = None,
+) -> int:
+    """SIGTERM every process of the run (but exclude, this process and its ancestors), SIGKILL
+    what is left after grace; returns how many there were."""
+    keep = set(exclude) | _ancestors()
+    pids = run_processes(run_id, keep, control_dir)
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while (left := run_processes(run_id, keep, control_dir)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for pid in left:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    return len(pids)
+
+
+def _ancestors() -> set[int]:
+    pids, pid = set(), os.getpid()
+    while pid > 1 and pid not in pids:
+        pids.add(pid)
+        try:
+            with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+                pid = int(handle.read().rpartition(")")[2].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+    return pids
 
 
 def prestage_versions_text(install: list[str] | None, sw_deploy: str | None) -> str:
@@ -63,6 +216,11 @@ class StrategyRun:
         self._last_flush = 0.0
         self._last_check = 0.0
         self._signature: tuple[int, int, int] | None = None
+        self.interrupted: str | None = None  # the signal that stops this run
+        self.abort_timeout = abort_timeout()
+        self._abort_seen: float | None = None
+        self._pid = os.getpid()
+        self._handlers: dict[int, Any] = {}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -75,6 +233,7 @@ class StrategyRun:
             previous = strategy.orchestrator or {}
             strategy.orchestrator = orchestrator_record(os.getpid(), via=previous.get("via", via))
             strategy.orchestrator["applied-by"] = previous.get("applied-by", previous.get("via"))
+            strategy.orchestrator["abort-timeout"] = self.abort_timeout
             self.store.save_strategy(strategy)
             self.store.clear_started()  # an earlier run's: what it started is in the file now
             self._signature = self._file_signature()
@@ -83,11 +242,25 @@ class StrategyRun:
         for step in strategy.steps:
             if step.in_progress:  # left over by a crashed run: resume made them initial
                 self._owned.add(step.cloud)
+        os.environ.setdefault(RUN_ID_ENV, f"{self.store.state_dir}:{os.getpid()}")
+        self._catch_signals()
         return strategy
 
+    def set_abort_timeout(self, seconds: float) -> None:
+        self.abort_timeout = seconds
+        self.current().orchestrator["abort-timeout"] = seconds
+        self._dirty = True
+
     def finish(self) -> None:
-        """End of the play: every step this run left running is failed, then a last write."""
+        """End of the play: every step this run left running is failed - or, after a signal or an
+        abort timeout, stopped with that reason - then a last write."""
+        self._release_signals()
         strategy = self.current()
+        if self.interrupted is not None:
+            self._stop_running(interrupted_reason(self.interrupted))
+            stop_run_processes(
+                os.environ[RUN_ID_ENV], {self._pid}, control_dir=os.environ.get(CONTROL_DIR_ENV)
+            )
         for step in strategy.steps:
             if step.in_progress:
                 self.fail(step.cloud, "the play ended before prestage completed")
@@ -111,13 +284,72 @@ class StrategyRun:
         return {s.cloud: s.state for s in self.current().steps}
 
     def tick(self) -> None:
-        """Called often by the strategy plugin: pick up foreign writes, flush when due."""
+        """Called often by the strategy plugin: pick up foreign writes, flush when due; ends the
+        play (RunInterrupted) after a signal, or when an abort has waited its timeout."""
+        if self.interrupted is not None:
+            raise RunInterrupted(self.interrupted)
         now = time.monotonic()
         if now - self._last_check >= self.flush_interval:
             self._last_check = now
             if self._file_signature() != self._signature:
                 self.flush(force=True)  # merges the foreign change (e.g. an abort) in
+            self._check_abort(now)
         self.flush()
+
+    def _check_abort(self, now: float) -> None:
+        strategy = self.current()
+        if strategy.state not in (model.ABORT_REQUESTED, model.ABORTING):
+            return
+        running = [s.cloud for s in strategy.steps if s.in_progress]
+        if not running:
+            return
+        if self._abort_seen is None:
+            self._abort_seen = now
+            log_reason(
+                self.store, running,
+                f"abort requested: waiting up to {int(self.abort_timeout)} s for this step",
+            )  # fmt: skip
+            return
+        if now - self._abort_seen < self.abort_timeout:
+            return
+        self._stop_running(abort_timeout_reason(self.abort_timeout))
+        self.flush(force=True)
+        self.interrupted = "the abort timeout"
+        raise RunInterrupted(self.interrupted)
+
+    def _stop_running(self, reason: str) -> None:
+        """The steps this run has in progress stop now, with reason (in their logs too)."""
+        stopped = interrupt_steps(self.current(), reason, clouds=set(self._owned))
+        for cloud in stopped:
+            self._set_status(cloud, prestage_status=None, error=None)
+        if stopped:
+            self._dirty = True
+        log_reason(self.store, stopped, reason)
+
+    # ------------------------------------------------------------------ signals
+
+    def _catch_signals(self) -> None:
+        """SIGTERM, SIGINT, SIGHUP: stop at the next tick (only in the play's main thread)."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for signum in INTERRUPT_SIGNALS:
+            self._handlers[signum] = signal.signal(signum, self._on_signal)
+
+    def _release_signals(self) -> None:
+        for signum, handler in self._handlers.items():
+            with contextlib.suppress(ValueError, TypeError):
+                signal.signal(signum, handler)
+        self._handlers.clear()
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if os.getpid() != self._pid:  # a forked worker that has not set its own handler yet
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        if self.interrupted is None:
+            self.interrupted = signal.Signals(signum).name
+            return
+        raise RunInterrupted(self.interrupted)  # a second signal: at once
 
     def start(self, clouds: list[str]) -> list[str]:
         """Of these waiting subclouds, the ones that may start now, recorded as started where

@@ -13,7 +13,20 @@ description:
     waiting one starts - no polling interval, no batches.
   - Stages (one per subcloud group for an all-subcloud strategy) run one after another.
   - Stop-on-failure and an abort request (C(dcprestage prestage-strategy abort)) stop admitting
-    subclouds at once; subclouds already running finish their work.
+    subclouds at once; subclouds already running finish their work - after an abort, for at most
+    the abort timeout (the extra var C(prestage_abort_timeout), else C($DCPRESTAGE_ABORT_TIMEOUT),
+    default 600 seconds): then they end C(aborted) with that reason and the play ends.
+  - SIGTERM, SIGINT or SIGHUP to ansible-playbook stop admitting and end the play: the steps that
+    were running go back to C(initial) with the signal as their details and in their logs (a new
+    run, or C(dcprestage prestage-strategy apply), resumes them; C(abort) ends the strategy
+    C(aborted)), and the run's ssh processes are stopped.
+  - Every SSH connection of the run gets keepalives (C(-o ServerAliveInterval=I -o
+    ServerAliveCountMax=C) added to each host's C(ansible_ssh_extra_args), the system
+    controller's included, unless they already set C(ServerAliveInterval)), so a dead link fails
+    a step in about I*C seconds even through a live ControlPersist master. I and C are the
+    variables C(prestage_ssh_keepalive_interval) and C(prestage_ssh_keepalive_count), else
+    C($DCPRESTAGE_SSH_KEEPALIVE_INTERVAL) and C($DCPRESTAGE_SSH_KEEPALIVE_COUNT), default 15 and
+    4.
   - Subclouds whose steps are already final (a resumed strategy) are not run again.
   - When the play ends, publishes a summary of the strategy read back from its state dir -
     counts per step state, failed subclouds with their reasons - as the custom stat
@@ -36,6 +49,8 @@ notes:
   - Ansible needs at least as many forks as the largest window (C(--forks)).
 """
 
+import os  # noqa: E402
+import re  # noqa: E402
 from typing import Any  # noqa: E402
 
 from ansible.errors import AnsibleError  # noqa: E402
@@ -54,6 +69,9 @@ from ansible_collections.distcloud.prestage.plugins.plugin_utils._report import 
     SUMMARY_STAT,
     read_summary,
 )
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._run import (  # noqa: E402
+    abort_timeout,
+)
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._strategy import (  # noqa: E402
     check_forks,
 )
@@ -65,6 +83,11 @@ display = Display()
 STATE_CALLBACK = "distcloud.prestage.prestage_state"
 PASSWORD_ONLY_VAR = "prestage_password_only"
 SYSADMIN_PASSWORD_VAR = "prestage_sysadmin_password"
+ABORT_TIMEOUT_VAR = "prestage_abort_timeout"
+SSH_EXTRA_ARGS_VAR = "ansible_ssh_extra_args"
+# (variable, environment variable, default) of the keepalives of the run's SSH connections
+KEEPALIVE_INTERVAL = ("prestage_ssh_keepalive_interval", "DCPRESTAGE_SSH_KEEPALIVE_INTERVAL", 15)
+KEEPALIVE_COUNT = ("prestage_ssh_keepalive_count", "DCPRESTAGE_SSH_KEEPALIVE_COUNT", 4)
 CONNECTION_PASSWORD_VARS = (
     "ansible_password", "ansible_ssh_pass", "ansible_become_password", "ansible_become_pass",
 )  # fmt: skip
@@ -129,6 +152,15 @@ class CoreAccess:
             _hosts_all=strategy._hosts_cache_all,
         )  # fmt: skip
 
+    def inventory_vars(self, name: str) -> dict[str, Any]:
+        """A host's inventory variables: its groups' then its own (no vars files, no play)."""
+        host = self.host(name)
+        merged: dict[str, Any] = {}
+        for group in sorted(host.get_groups(), key=lambda g: (g.depth, g.priority, g.name)):
+            merged.update(group.get_vars())
+        merged.update(host.get_vars())
+        return merged
+
     def set_host_var(self, name: str, key: str, value: Any) -> None:
         """A host variable for the rest of the run (not written anywhere)."""
         self.host(name).set_variable(key, value)
@@ -151,6 +183,7 @@ class StrategyModule(FreeStrategyModule):
     def run(self, iterator: Any, play_context: Any) -> Any:
         self._set_hosts_cache(iterator._play)
         self._ensure_password(iterator, play_context)
+        self._ssh_keepalives(iterator)
         if self._core.play_vars(iterator).get(PASSWORD_ONLY_VAR):
             # a play before the one that creates or applies the strategy: with no password, or
             # an interrupted prompt, the run stops before anything changed
@@ -159,6 +192,9 @@ class StrategyModule(FreeStrategyModule):
         self._callback = self._state_callback()
         try:
             run = self._callback.begin_run(iterator._play, play_context)
+            timeout = self._core.extra_vars(iterator).get(ABORT_TIMEOUT_VAR)
+            if timeout not in (None, ""):
+                run.set_abort_timeout(abort_timeout(timeout))
             self._window = Window(run, self._core.play_hosts())
             check_forks(run.current(), self._core.forks())
         except PrestageError as exc:
@@ -208,6 +244,35 @@ class StrategyModule(FreeStrategyModule):
         self._core.callbacks().append(plugin)
         return plugin
 
+    def _ssh_keepalives(self, iterator: Any) -> None:
+        """Keepalives on the SSH connections of the run: the play's hosts and the system
+        controller (its tasks are delegated to it). Added to each host's own
+        ansible_ssh_extra_args, unless the connection already sets ServerAliveInterval."""
+        hosts = self._core.play_hosts()
+        if not hosts:
+            return
+        first = self._core.host_vars(iterator, hosts[0])
+        interval, count = (
+            _positive_int(first, *spec) for spec in (KEEPALIVE_INTERVAL, KEEPALIVE_COUNT)
+        )
+        keepalive = f"-o ServerAliveInterval={interval} -o ServerAliveCountMax={count}"
+        names = list(hosts)
+        controller = first.get("prestage_system_controller_host")
+        if isinstance(controller, str) and controller and controller not in names:
+            names.append(controller)
+        for name in names:
+            own = str(self._core.inventory_vars(name).get(SSH_EXTRA_ARGS_VAR) or "")
+            if "serveralive" not in own.lower():
+                self._core.set_host_var(name, SSH_EXTRA_ARGS_VAR, f"{keepalive} {own}".strip())
+        for name in {hosts[0], names[-1]}:  # what a host_vars/group_vars file may outrank
+            effective = str(self._core.host_vars(iterator, name).get(SSH_EXTRA_ARGS_VAR) or "")
+            if "serveralive" not in effective.lower():
+                display.warning(
+                    f"The SSH connection to {name} has no keepalives ({SSH_EXTRA_ARGS_VAR} is "
+                    "set where it outranks the prestage strategy): add -o ServerAliveInterval=... "
+                    "to it, or a dead link may hang a step"
+                )
+
     def _ensure_password(self, iterator: Any, play_context: Any) -> None:
         """The sysadmin password: connection password, else sysadmin_password, else the prompt."""
         password = play_context.password or play_context.become_pass
@@ -235,3 +300,15 @@ class StrategyModule(FreeStrategyModule):
         # password (no_log arguments of a task delegated to it), never the SC's own login
         for name in self._core.play_hosts():
             self._core.set_host_var(name, SYSADMIN_PASSWORD_VAR, str(password))
+
+
+def _positive_int(variables: dict[str, Any], name: str, env: str, default: int) -> int:
+    """A setting: the variable, else the environment variable, else the default."""
+    for value in (variables.get(name), os.environ.get(env)):
+        if value in (None, ""):
+            continue
+        text = str(value)
+        if re.fullmatch(r"[0-9]{1,6}", text, flags=re.ASCII) and int(text) > 0:
+            return int(text)
+        raise AnsibleError(f"{name} must be a positive whole number of seconds or tries: {text!r}")
+    return default

@@ -184,12 +184,33 @@ class AbortStrategy(ShowCommand):
         store.require_strategy()  # a missing or unreadable strategy fails before taking the lock
         with store.locked():
             strategy = store.require_strategy()
-            model.request_abort(
-                strategy, orchestrator_alive=is_running(strategy.orchestrator),
-                started=store.load_started(),
-            )  # fmt: skip
+            alive = is_running(strategy.orchestrator)
+            started = store.load_started()
+            model.request_abort(strategy, orchestrator_alive=alive, started=started)
             store.save_strategy(strategy)
+        if alive and strategy.state in (model.ABORT_REQUESTED, model.ABORTING):
+            say_what_abort_waits_for(strategy, started)
         return strategy_table(strategy)
+
+
+def say_what_abort_waits_for(strategy: model.Strategy, started: set[str]) -> None:
+    """The running steps an abort lets finish, and for how long at most."""
+    running = [
+        s.cloud for s in strategy.steps if s.in_progress or (s.cloud in started and not s.final)
+    ]
+    if not running:
+        return
+    shown = ", ".join(running[:10]) + (
+        f" and {len(running) - 10} more" if len(running) > 10 else ""
+    )
+    bound = strategy.orchestrator.get("abort-timeout")
+    limit = (
+        f" (at most {bound:g} s, then they end aborted)" if isinstance(bound, (int, float)) else ""
+    )
+    print(
+        f"Abort requested: waiting for {len(running)} running steps{limit}: {shown}",
+        file=sys.stderr,
+    )
 
 
 class DeleteStrategy(ShowCommand):
