@@ -242,9 +242,13 @@ class StrategyRun:
         for step in strategy.steps:
             if step.in_progress:  # left over by a crashed run: resume made them initial
                 self._owned.add(step.cloud)
+        return strategy
+
+    def take_over_process(self) -> None:
+        """In the process that runs the play (ansible-playbook): SIGTERM, SIGINT and SIGHUP stop
+        the run at the next tick, and the processes it starts from now on carry its run id."""
         os.environ.setdefault(RUN_ID_ENV, f"{self.store.state_dir}:{os.getpid()}")
         self._catch_signals()
-        return strategy
 
     def set_abort_timeout(self, seconds: float) -> None:
         self.abort_timeout = seconds
@@ -258,6 +262,7 @@ class StrategyRun:
         strategy = self.current()
         if self.interrupted is not None:
             self._stop_running(interrupted_reason(self.interrupted))
+        if self.interrupted is not None and RUN_ID_ENV in os.environ:
             stop_run_processes(
                 os.environ[RUN_ID_ENV], {self._pid}, control_dir=os.environ.get(CONTROL_DIR_ENV)
             )

@@ -192,6 +192,7 @@ class StrategyModule(FreeStrategyModule):
         self._callback = self._state_callback()
         try:
             run = self._callback.begin_run(iterator._play, play_context)
+            run.take_over_process()
             timeout = self._core.extra_vars(iterator).get(ABORT_TIMEOUT_VAR)
             if timeout not in (None, ""):
                 run.set_abort_timeout(abort_timeout(timeout))
