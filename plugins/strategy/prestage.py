@@ -15,8 +15,8 @@ description:
   - Stop-on-failure and an abort request (C(dcprestage prestage-strategy abort)) stop admitting
     subclouds at once; subclouds already running finish their work - after an abort, for at most
     the abort timeout (the extra var C(prestage_abort_timeout), else C($DCPRESTAGE_ABORT_TIMEOUT),
-    default 600 seconds): then they end C(aborted) with that reason and the play ends.
-  - SIGTERM, SIGINT or SIGHUP to ansible-playbook stop admitting and end the play: the steps that
+    default 600 seconds), after which they end C(aborted) with that reason and the play ends.
+  - SIGTERM, SIGINT or SIGHUP to ansible-playbook stop admitting and end the play; the steps that
     were running go back to C(initial) with the signal as their details and in their logs (a new
     run, or C(dcprestage prestage-strategy apply), resumes them; C(abort) ends the strategy
     C(aborted)), and the run's ssh processes are stopped.
@@ -261,6 +261,9 @@ class StrategyModule(FreeStrategyModule):
         controller = first.get("prestage_system_controller_host")
         if isinstance(controller, str) and controller and controller not in names:
             names.append(controller)
+        # an AWX job slice knows the system controller only from its second play on (add_host):
+        # the plays after that one add its keepalives
+        names = [name for name in names if self._core.host(name) is not None]
         for name in names:
             own = str(self._core.inventory_vars(name).get(SSH_EXTRA_ARGS_VAR) or "")
             if "serveralive" not in own.lower():

@@ -228,6 +228,15 @@ def _live_master(address: str) -> bool:
     return False
 
 
+def _sc_connected(address: str) -> bool:
+    """Whether the system controller holds an ssh connection to address (its rsync push)."""
+    out = subprocess.run(
+        ["ip", "netns", "exec", "dcplab-sc", "ss", "-Htn", "state", "established", "dst",
+         f"{address}:22"], capture_output=True, text=True, check=False,
+    ).stdout  # fmt: skip
+    return bool(out.strip())
+
+
 def test_a_dead_link_under_a_live_master_fails_in_bound_and_abort_finishes_in_bound(
     runs: Runs,
 ) -> None:
@@ -236,7 +245,8 @@ def test_a_dead_link_under_a_live_master_fails_in_bound_and_abort_finishes_in_bo
     subcloud1's link dies during its transfer and the strategy is aborted: the abort says what it
     waits for and the strategy ends within the bounds; nothing of the run is left anywhere."""
     lab = runs.lab
-    runs.env["DCPRESTAGE_ABORT_TIMEOUT"] = "5"  # before the transfer's own io timeout (10 s)
+    # the abort's bound comes well before the transfer's own io timeout
+    runs.env.update(DCPRESTAGE_ABORT_TIMEOUT="5", DCPRESTAGE_TRANSFER_IO_TIMEOUT="60")
     wipe(lab, CLOUDS)
     runs.cli("prestage-strategy", "create", "--group", GROUP)
     runs.take_baseline()
@@ -266,6 +276,7 @@ def test_a_dead_link_under_a_live_master_fails_in_bound_and_abort_finishes_in_bo
             "subcloud1's transfer", timeout=60,
         )  # fmt: skip
         assert _live_master(sc1)
+        poll(lambda: _sc_connected(sc1), "the system controller's transfer to subcloud1", 60)
         lab.fault("link-down", "subcloud1")
         downs.append("subcloud1")
         abort = runs.cli("prestage-strategy", "abort")
