@@ -105,9 +105,8 @@ def interrupt_steps(
             continue
         details = model.failure_details(step.state, reason)
         if strategy.state == model.APPLYING:
-            step.state = model.STEP_INITIAL
+            model.interrupt(step, reason, at)  # the attempt is kept in the step's history
             step.details = details
-            step.updated_at = at
             strategy.updated_at = at
         else:
             model.set_step_state(strategy, step.cloud, model.STEP_ABORTED, details, at)

@@ -63,6 +63,8 @@ def test_a_signal_ends_the_run_at_the_next_tick_and_its_running_steps_resume(
         step = _step(data, cloud)
         assert step["state"] == "initial"
         assert step["details"] == f"{phase}: {run_module.interrupted_reason(name)}"
+        assert step["attempts"][-1]["reason"] == run_module.interrupted_reason(name)
+        assert step["attempts"][-1]["state"] == phase
         assert name in Path(run.store.log_path(cloud)).read_text()
     assert _step(data, "sc3")["state"] == "initial" and not _step(data, "sc3")["details"]
     # apply resumes them; abort (the orchestrator gone) ends the strategy aborted
