@@ -26,13 +26,16 @@ import contextlib
 import json
 import os
 import re
-import select
 import shlex
 import shutil
 import signal
 import subprocess
 import tempfile
 import time
+
+from ansible_collections.distcloud.prestage.plugins.module_utils._caller import (
+    caller_gone,
+)
 
 # Exit codes of rsync (man rsync) worth a sentence of their own.
 RSYNC_EXIT = {
@@ -300,19 +303,6 @@ def _execute(argv, inherit, deadline, work):
     stats = parse_stats(text_out)
     stats["seconds"] = round(time.monotonic() - started, 3)
     return stats
-
-
-def caller_gone(fd=1):
-    """Whether whoever reads this module's output is gone: the controller's ssh session closed
-    (its process was stopped, its link died) and closed the read end of our stdout pipe. The
-    module's own process would run on (no signal reaches it without a terminal), and so would
-    rsync in its own session: the transfer stops instead."""
-    try:
-        poller = select.poll()
-        poller.register(fd, select.POLLERR | select.POLLHUP)
-        return any(event & (select.POLLERR | select.POLLHUP) for _, event in poller.poll(0))
-    except (OSError, ValueError):
-        return False
 
 
 def _stop(process):

@@ -251,6 +251,9 @@ from ansible_collections.distcloud.prestage.plugins.module_utils import (  # noq
 from ansible_collections.distcloud.prestage.plugins.module_utils import (  # noqa: E402
     _registry_api as api,
 )
+from ansible_collections.distcloud.prestage.plugins.module_utils._caller import (  # noqa: E402
+    stop_with_caller,
+)
 from ansible_collections.distcloud.prestage.plugins.module_utils._prestage_args import (  # noqa: E402
     DOCKER_DIR_ARG,
     PLATFORM_BACKUP_DIR_ARG,
@@ -819,6 +822,8 @@ def run(module):
 
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    # the pulls stop when the controller's run goes (a signal, an abort, a dead link)
+    stop_with_caller()
     failed, result = run(module)
     if failed:
         module.fail_json(**result)

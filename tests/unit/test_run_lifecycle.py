@@ -4,14 +4,17 @@ the steps still running after its timeout, and the launcher closes what a killed
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from ansible_collections.distcloud.prestage.plugins.module_utils._rsync import caller_gone
+from ansible_collections.distcloud.prestage.plugins.module_utils._caller import caller_gone
 from ansible_collections.distcloud.prestage.plugins.plugin_utils import _run as run_module
 from ansible_collections.distcloud.prestage.plugins.plugin_utils import _strategy as model
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._errors import PrestageError
@@ -180,3 +183,46 @@ def test_a_module_sees_its_controller_go() -> None:
         assert caller_gone(write_end)
     finally:
         os.close(write_end)
+
+
+WATCHED = r"""
+import subprocess, sys, time
+sys.path.insert(0, sys.argv[1])
+from ansible_collections.distcloud.prestage.plugins.module_utils._caller import stop_with_caller
+child = subprocess.Popen(["sleep", "60"])  # what a module runs: in its process group
+print(child.pid, flush=True)
+stop_with_caller(interval=0.05)
+time.sleep(60)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
+def test_a_module_stops_with_what_it_runs_when_its_controller_goes() -> None:
+    """The images module's watch: the reader of its output closes (the controller's session
+    went), and the module's process group - it and the commands it runs - ends."""
+    collections = Path(__file__).resolve().parents[2] / ".venv" / "collections"
+    python39 = os.environ.get("DCPRESTAGE_PYTHON39", "/root/.pyenv/versions/3.9.18/bin/python3.9")
+    module = subprocess.Popen(
+        [python39, "-I", "-c", WATCHED, str(collections)], stdout=subprocess.PIPE,
+        start_new_session=True,  # its own group, as under the controller's ssh session
+    )  # fmt: skip
+    try:
+        assert module.stdout is not None
+        child = int(module.stdout.readline())
+        assert _alive(child)
+        module.stdout.close()  # the controller's end goes
+        deadline = time.monotonic() + 10
+        while (module.poll() is None or _alive(child)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert module.poll() is not None and not _alive(child)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(module.pid, signal.SIGKILL)
+        module.wait()
