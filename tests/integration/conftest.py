@@ -19,6 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "lab"))
 
 from labctl.testing import Lab
 
+from tests.conftest import Workspace
+
 
 @pytest.fixture(scope="session")
 def lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
@@ -33,3 +35,16 @@ def lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
         request.addfinalizer(the_lab.down)  # registered first: runs even if up fails
     the_lab.up(count, os.environ.get("DCPRESTAGE_LAB_SIZE"))
     yield the_lab
+
+
+@pytest.fixture
+def play(workspace: Workspace, tmp_path: Path) -> Workspace:
+    """The workspace with the gated harness playbook (tests/integration/harness): every subcloud's
+    gate open ("ok"), so each step completes as soon as the harness reaches it."""
+    gates = tmp_path / "gates"
+    gates.mkdir()
+    for i in range(1, 25):
+        (gates / f"subcloud{i}").write_text("ok")
+    workspace.env.update(DCPRESTAGE_TEST_GATES=str(gates))
+    workspace.gated_playbook()
+    return workspace

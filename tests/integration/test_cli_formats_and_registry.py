@@ -21,18 +21,6 @@ from tests.integration.test_playbook_entry import SECRET, playbook
 PASSWORD = ("--sysadmin-password", "Pw-Format-1")
 
 
-@pytest.fixture
-def play(workspace: Workspace, tmp_path: Path) -> Workspace:
-    """The workspace with the gated harness playbook (see test_playbook_entry.py)."""
-    gates = tmp_path / "gates"
-    gates.mkdir()
-    for i in range(1, 25):
-        (gates / f"subcloud{i}").write_text("ok")
-    workspace.env.update(DCPRESTAGE_TEST_GATES=str(gates))
-    workspace.gated_playbook()
-    return workspace
-
-
 def _first_subcloud(ws: Workspace, **changes: object) -> None:
     ws.edit_registry(lambda data: data["subclouds"][0].update(changes))
 

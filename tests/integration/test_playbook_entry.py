@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-from pathlib import Path
 
 import pexpect
 import pytest
@@ -27,17 +26,6 @@ pytestmark = pytest.mark.core_matrix
 PROMPT = "Enter the sysadmin password for the subcloud: "
 CONFIRM = "Re-enter sysadmin password to confirm: "
 SECRET = "Playbook-Pw-771"
-
-
-@pytest.fixture
-def play(workspace: Workspace, tmp_path: Path) -> Workspace:
-    gates = tmp_path / "gates"
-    gates.mkdir()
-    for i in range(1, 25):
-        (gates / f"subcloud{i}").write_text("ok")
-    workspace.env.update(DCPRESTAGE_TEST_GATES=str(gates))
-    workspace.gated_playbook()
-    return workspace
 
 
 def gated(ws: Workspace) -> str:
