@@ -235,7 +235,7 @@ class CallbackModule(CallbackBase):
         handle = self._logs.get(name)
         try:
             if handle is None:
-                flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+                flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW
                 fd = os.open(self.log_path(name), flags, 0o600)
                 handle = self._logs[name] = os.fdopen(fd, "a", encoding="utf-8")
             stamp = time.strftime("%Y-%m-%d %H:%M:%S")

@@ -225,6 +225,9 @@ class Strategy:
     created_at: str = ""
     updated_at: str | None = None
     orchestrator: dict[str, Any] = field(default_factory=dict)
+    # the sysadmin password file's identity ({"dev", "ino"}), recorded by the state store so
+    # that `delete` removes it under whatever name it has been given since
+    secret: dict[str, int] = field(default_factory=dict)
 
     # -- views
 
@@ -287,6 +290,7 @@ class Strategy:
                     for s in self.stages
                 ],
                 "orchestrator": self.orchestrator,
+                **({"secret": self.secret} if self.secret else {}),
             },
             "steps": [
                 {
@@ -364,6 +368,11 @@ class _Reader:
         orchestrator = raw.get("orchestrator") or {}
         if not isinstance(orchestrator, dict):
             raise StateFileError("strategy.orchestrator is not a mapping")
+        secret = raw.get("secret") or {}
+        if not isinstance(secret, dict) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in secret.values()
+        ):
+            raise StateFileError("strategy.secret is not a mapping of numbers")
         return Strategy(
             release=self._str(extra, "prestage-software-version", "strategy.extra-args"),
             for_sw_deploy=self._bool(extra, "for_sw_deploy", "strategy.extra-args"),
@@ -381,6 +390,7 @@ class _Reader:
             created_at=self._str(raw, "created-at", "strategy"),
             updated_at=self._opt_str(raw, "updated-at", "strategy"),
             orchestrator=orchestrator,
+            secret=secret,
         )
 
     def _attempts(self, step: dict[str, Any]) -> list[Attempt]:

@@ -44,6 +44,9 @@ from ansible_collections.distcloud.prestage.plugins.plugin_utils import (  # noq
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._errors import (  # noqa: E402
     PrestageError,
 )
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._files import (  # noqa: E402
+    open_private,
+)
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._orchestrator import (  # noqa: E402
     is_running,
     process_start_ticks,
@@ -179,8 +182,7 @@ def start(
     extra_vars: dict[str, str] | None = None,
 ) -> int:
     """Start the launcher in its own session; returns its pid at once."""
-    log_dir = Path(state_dir) / "logs"
-    log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    log_dir = store_module.StateStore(state_dir).private_subdir(store_module.LOGS_DIR)
     command = [
         sys.executable, "-m", "dcprestage._launcher",
         "--state-dir", state_dir, "--inventory", inventory, "--forks", str(forks),
@@ -188,8 +190,9 @@ def start(
     ]  # fmt: skip
     for key, value in (extra_vars or {}).items():
         command += ["--extra-var", f"{key}={value}"]
-    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
-    log_fd = os.open(log_dir / "orchestrator.log", flags, 0o600)
+    log_fd = open_private(
+        os.path.join(log_dir, "orchestrator.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND
+    )
     try:
         process = subprocess.Popen(
             command,
@@ -235,8 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     control_dir = tempfile.mkdtemp(prefix="dcprestage-cp-")
     extra_vars = dict(item.split("=", 1) for item in options.extra_var)
     extra_vars["prestage_state_dir"] = options.state_dir
-    runner_dir = Path(options.state_dir) / "runner"
-    runner_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    runner_dir = store_module.StateStore(options.state_dir).private_subdir(store_module.RUNNER_DIR)
     config = RunnerConfig(
         private_data_dir=str(runner_dir),
         project_dir=options.project_dir,

@@ -236,10 +236,10 @@ def test_a_failed_write_stops_admitting_and_is_reported(tmp_path: Path) -> None:
     errors: list[str] = []
     run = make_run(tmp_path, [("parallel", 2, ["a", "b", "c"])])
     run._on_write_error = errors.append
-    # the lock cannot be taken (a directory in its place: modes do not stop root)
-    lock = Path(run.store.lock_path)
-    lock.unlink()
-    lock.mkdir()
+    # the lock cannot be taken (the state dir replaced by a symbolic link: refused)
+    state = Path(run.store.state_dir)
+    state.rename(state.with_name("moved"))
+    state.symlink_to(state.with_name("moved"))
     run.enter_phase("a", "precheck")
     assert errors and "Cannot record the prestage state" in errors[0]
     assert not run.admitting()
