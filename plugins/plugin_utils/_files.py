@@ -239,7 +239,7 @@ def sweep_temps(directory: str, legacy: tuple[str, ...] = ()) -> list[str]:
 
     Returns the names removed. Symbolic links with a temp name are removed too (never followed).
     """
-    removed = []
+    removed: list[str] = []
     try:
         names = os.listdir(directory)
     except OSError:

@@ -24,8 +24,9 @@ from ansible_collections.distcloud.prestage.plugins.plugin_utils._config import 
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._errors import PrestageError
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._files import (
     atomic_write,
-    read_text,
+    read_private,
 )
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._store import StateStore
 
 FACTS_FILE = "sc-facts.json"
 FACTS_SCHEMA = 1
@@ -56,7 +57,7 @@ RELEASE_INDEPENDENT = (
 def cached_facts(state_dir: str, host: str, now: float | None = None) -> dict[str, Any] | None:
     """The facts a recent run kept, or None (none, too old, another host, unreadable)."""
     try:
-        text = read_text(facts_path(state_dir))
+        text = read_private(facts_path(state_dir))  # never through a link
     except PrestageError:
         return None
     if not text:
@@ -76,6 +77,7 @@ def cached_facts(state_dir: str, host: str, now: float | None = None) -> dict[st
 
 def system_controller_facts(config: PrestageConfig, state_dir: str) -> dict[str, Any]:
     """The system controller's facts: kept by a recent run, else read on it now."""
+    StateStore(state_dir).check()  # a state dir another user could change is refused first
     host = config.system_controller.host
     facts = cached_facts(state_dir, host)
     if facts is None:

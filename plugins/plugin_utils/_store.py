@@ -48,7 +48,6 @@ from ansible_collections.distcloud.prestage.plugins.plugin_utils._strategy impor
 STATE_DIR_ENV = "DCPRESTAGE_STATE_DIR"
 STRATEGY_FILE = "strategy.json"
 SUBCLOUDS_FILE = "subclouds.json"
-LOCK_FILE = "strategy.lock"  # earlier releases' lock file; the dir itself is locked now
 STATUS_LOCK_FILE = "subclouds.lock"
 SECRET_FILE = "sysadmin_password"
 STARTED_FILE = "started"
@@ -199,13 +198,13 @@ class StateStore:
         self.strategy_path = os.path.join(state_dir, STRATEGY_FILE)
         self.subclouds_path = os.path.join(self.statuses_dir, SUBCLOUDS_FILE)
         self.status_lock_path = os.path.join(self.statuses_dir, STATUS_LOCK_FILE)
-        self.lock_path = os.path.join(state_dir, LOCK_FILE)
         self.secret_path = os.path.join(state_dir, SECRET_FILE)
         self.started_path = os.path.join(state_dir, STARTED_FILE)
         # the current strategy's logs; an earlier strategy's are in logs/history (see _logs)
         self.logs_dir = logs_dir or os.path.join(state_dir, LOGS_DIR)
         self._created: str | None = None  # the topmost dir ensure() created, if any
         self._tidied = False
+        self._main: StateStore | None = None
 
     # -- the directory
 
@@ -221,7 +220,7 @@ class StateStore:
         check_state_dir(self.state_dir, info)
         if info.st_uid == os.geteuid() and stat.S_IMODE(info.st_mode) & 0o077:
             try:
-                os.chmod(self.state_dir, 0o700, follow_symlinks=False)
+                os.chmod(self.state_dir, 0o700)
             except OSError as exc:
                 raise PrestageError(
                     f"Cannot use state dir {self.state_dir}: {exc.strerror}"
@@ -428,10 +427,7 @@ class StateStore:
     # -- subclouds.json
 
     def load_statuses(self) -> dict[str, SubcloudStatus]:
-        if self.statuses_dir == self.state_dir:
-            self.check()
-        else:
-            StateStore(self.statuses_dir).check()
+        self._statuses_store().check()
         text = _read_state_file(self.subclouds_path)
         if text is None:
             return {}
@@ -458,14 +454,19 @@ class StateStore:
             statuses[name] = SubcloudStatus(**values)
         return statuses
 
+    def _statuses_store(self) -> StateStore:
+        """The store of the dir subclouds.json is in (this one, or the main state dir)."""
+        if self.statuses_dir == self.state_dir:
+            return self
+        if self._main is None:
+            self._main = StateStore(self.statuses_dir)
+        return self._main
+
     def update_statuses(self, changes: dict[str, SubcloudStatus]) -> None:
         """Replace these subclouds' entries in subclouds.json (read-modify-write, locked)."""
         if not changes:
             return
-        if self.statuses_dir != self.state_dir:
-            StateStore(self.statuses_dir).ensure()
-        else:
-            self.ensure()
+        self._statuses_store().ensure()
         with exclusive_lock(self.status_lock_path):
             current = self.load_statuses()
             current.update(changes)
