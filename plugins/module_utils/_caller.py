@@ -26,7 +26,7 @@ def caller_gone(fd=1):
     try:
         poller = select.poll()
         poller.register(fd, select.POLLERR | select.POLLHUP)
-        return any(event & (select.POLLERR | select.POLLHUP) for _, event in poller.poll(0))
+        return any(event & (select.POLLERR | select.POLLHUP) for _fd, event in poller.poll(0))
     except (OSError, ValueError):
         return False
 

@@ -268,7 +268,7 @@ class StrategyModule(FreeStrategyModule):
             own = str(self._core.inventory_vars(name).get(SSH_EXTRA_ARGS_VAR) or "")
             if "serveralive" not in own.lower():
                 self._core.set_host_var(name, SSH_EXTRA_ARGS_VAR, f"{keepalive} {own}".strip())
-        for name in {hosts[0], names[-1]}:  # what a host_vars/group_vars file may outrank
+        for name in sorted({hosts[0], names[-1]}):  # what a host_vars/group_vars file may outrank
             effective = str(self._core.host_vars(iterator, name).get(SSH_EXTRA_ARGS_VAR) or "")
             if "serveralive" not in effective.lower():
                 display.warning(

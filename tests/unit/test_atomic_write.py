@@ -64,7 +64,7 @@ def _killed_while_writing(target: Path, data: str) -> None:
             files.atomic_write(str(target), data)
         finally:
             os._exit(3)
-    _, status = os.waitpid(pid, 0)
+    _pid, status = os.waitpid(pid, 0)
     assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
 
 

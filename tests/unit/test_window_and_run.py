@@ -176,8 +176,8 @@ def test_a_host_ending_without_completion_fails_naming_its_log(tmp_path: Path) -
         f"individual log at {run.store.log_path('a')} for detailed output."
     )
     # the log's last line says why (the callback writes what it is told)
-    assert told == [("a", "prestage failed: prestaging-images: the play ended for this subcloud "
-                           "before prestage completed")]  # fmt: skip
+    reason = "prestaging-images: the play ended for this subcloud before prestage completed"
+    assert told == [("a", f"prestage failed: {reason}")]
 
 
 def test_the_play_ending_fails_running_steps_naming_their_logs(tmp_path: Path) -> None:

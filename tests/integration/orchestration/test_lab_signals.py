@@ -117,7 +117,7 @@ class Runs(Ops):
         return int(self.strategy()["strategy"]["orchestrator"]["pid"])
 
     def launcher_pid(self) -> int | None:
-        for (pid, _), proc in _processes().items():
+        for (pid, _started), proc in _processes().items():
             if "dcprestage._launcher" in proc["cmdline"] and str(self.state_dir) in proc["cmdline"]:
                 return pid
         return None
