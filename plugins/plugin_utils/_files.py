@@ -93,7 +93,7 @@ def directory_lock(path: str) -> Iterator[int]:
     """
     while True:
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | _NOFOLLOW)
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | _NOFOLLOW | os.O_CLOEXEC)
         except OSError as exc:
             if exc.errno in (errno.ELOOP, errno.ENOTDIR):
                 raise PrestageError(f"State dir {path} is not a directory") from exc

@@ -19,6 +19,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import stat
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -183,6 +184,21 @@ def _first_missing(path: str) -> str | None:
     return missing
 
 
+_LONE_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _parse_json(text: str) -> Any:
+    """json.loads, refusing what no JSON we write holds: an escaped lone surrogate (json decodes
+    it to a str that cannot be printed or written as UTF-8). ValueError for either."""
+    data = json.loads(text)
+    if _LONE_SURROGATE_ESCAPE.search(text):  # rare: check the decoded values only then
+        try:
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("a lone surrogate") from None
+    return data
+
+
 class StateStore:
     """One state dir. Construct freely: nothing is created until something is written.
 
@@ -338,7 +354,7 @@ class StateStore:
         if text is None:
             return None
         try:
-            data = json.loads(text)
+            data = _parse_json(text)
         except (ValueError, RecursionError):  # nested too deep for json: not ours either
             raise StateFileError(
                 f"State file {self.strategy_path} is corrupt (not JSON); move it away to continue"
@@ -432,7 +448,7 @@ class StateStore:
         if text is None:
             return {}
         try:
-            data = json.loads(text)
+            data = _parse_json(text)
         except (ValueError, RecursionError):  # nested too deep for json: not ours either
             raise StateFileError(
                 f"State file {self.subclouds_path} is corrupt (not JSON); move it away to continue"

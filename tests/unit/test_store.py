@@ -54,6 +54,23 @@ def test_statuses_round_trip_and_reject_garbage(tmp_path: Path) -> None:
         store.load_statuses()
 
 
+def test_a_lone_surrogate_is_a_corrupt_state_file(tmp_path: Path) -> None:
+    """JSON decodes an escaped lone surrogate to a str that cannot be printed as UTF-8: the file
+    is corrupt when read, not a failure half-way through printing it (found by the fuzzer)."""
+    store = StateStore(str(tmp_path / "s"))
+    store.save_strategy(_strategy())
+    text = Path(store.strategy_path).read_text()
+    Path(store.strategy_path).write_text(text.replace('"state":', '"x":"\\ud800","state":', 1))
+    with pytest.raises(StateFileError, match="is corrupt"):
+        store.load_strategy()
+    Path(store.subclouds_path).write_text('{"schema": 1, "subclouds": {"sc\\udc00": {}}}')
+    with pytest.raises(StateFileError, match="is corrupt"):
+        store.load_statuses()
+    # a surrogate pair is a character like any other
+    Path(store.subclouds_path).write_text('{"schema": 1, "subclouds": {"sc\\ud83d\\ude00": {}}}')
+    assert list(store.load_statuses()) == ["sc\U0001f600"]
+
+
 # --------------------------------------------------------------------------- a safe state dir
 
 
