@@ -228,30 +228,21 @@ def _live_master(address: str) -> bool:
     return False
 
 
-def _sc_connected(address: str) -> bool:
-    """Whether the system controller holds an ssh connection to address (its rsync push)."""
-    out = subprocess.run(
-        ["ip", "netns", "exec", "dcplab-sc", "ss", "-Htn", "state", "established", "dst",
-         f"{address}:22"], capture_output=True, text=True, check=False,
-    ).stdout  # fmt: skip
-    return bool(out.strip())
-
-
 def test_a_dead_link_under_a_live_master_fails_in_bound_and_abort_finishes_in_bound(
     runs: Runs,
 ) -> None:
     """subcloud2's precheck is slowed down (a slow link) and holds a live ControlPersist master
     when its link dies: the step fails within the keepalive/precheck bound (before: minutes).
-    subcloud1's link dies during its transfer and the strategy is aborted: the abort says what it
-    waits for and the strategy ends within the bounds; nothing of the run is left anywhere."""
+    The strategy is then aborted while subcloud1's slow transfer runs: the abort says what it
+    waits for and the strategy ends within its bound; nothing of the run is left anywhere."""
     lab = runs.lab
     # the abort's bound comes well before the transfer's own io timeout
     runs.env.update(DCPRESTAGE_ABORT_TIMEOUT="5", DCPRESTAGE_TRANSFER_IO_TIMEOUT="60")
     wipe(lab, CLOUDS)
     runs.cli("prestage-strategy", "create", "--group", GROUP)
     runs.take_baseline()
-    sc1, sc2 = lab.address("subcloud1"), lab.address("subcloud2")
-    lab.fault("slow-link", "subcloud1", "384kbit")  # its transfer lasts, until the link dies
+    sc2 = lab.address("subcloud2")
+    lab.fault("slow-link", "subcloud1", "384kbit")  # its transfer lasts minutes
     lab.fault("slow-link", "subcloud2", "48kbit")  # its precheck lasts a few seconds
     downs = []
     try:
@@ -271,14 +262,8 @@ def test_a_dead_link_under_a_live_master_fails_in_bound_and_abort_finishes_in_bo
         took = time.monotonic() - down_at
         assert took < 30, (took, runs.step(failed, "subcloud2"))
 
-        runs.wait(
-            lambda s: runs.step(s, "subcloud1")["state"] == "prestaging-packages",
-            "subcloud1's transfer", timeout=60,
-        )  # fmt: skip
-        assert _live_master(sc1)
-        poll(lambda: _sc_connected(sc1), "the system controller's transfer to subcloud1", 60)
-        lab.fault("link-down", "subcloud1")
-        downs.append("subcloud1")
+        # subcloud1's slow transfer still runs: the abort waits for it at most its bound
+        assert runs.step(runs.strategy(), "subcloud1")["state"] in RUNNING
         abort = runs.cli("prestage-strategy", "abort")
         aborted_at = time.monotonic()
         assert "waiting for 1 running steps (at most 5 s, then they end aborted): subcloud1" in (
