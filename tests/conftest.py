@@ -30,6 +30,26 @@ DCPRESTAGE = str(VENV_BIN / "dcprestage")
 HARNESS = ROOT / "tests" / "integration" / "harness"
 
 # The example inventory's system controller (inventory/subclouds.yml).
+# ansible-core 2.21 on Python 3.13.0 now and then loses the first worker of a run before it runs
+# anything: "[ERROR]: Could not detach from stdio: [Errno 9] Bad file descriptor" then "A worker
+# was found in a dead state", from the worker's own fd set-up (ansible/executor/process/
+# worker.py, WorkerProcess._detach), before any task code. Seen in about 1 of 300 playbook runs
+# of the core-matrix stage and never on 2.19/2.20; its cause is not found (see the notes of issue
+# 15). A run that failed that way is run once more, and says so on stderr.
+CORE_WORKER_START_FAILURE = ("Could not detach from stdio", "A worker was found in a dead state")
+
+
+def run_playbook(command: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """subprocess.run(command) of an ansible-playbook, again once after an ansible-core worker
+    start failure (CORE_WORKER_START_FAILURE); the caller's assertions judge the result."""
+    result = subprocess.run(command, check=False, **kwargs)
+    output = f"{result.stdout or ''}{result.stderr or ''}"
+    if result.returncode != 0 and all(text in output for text in CORE_WORKER_START_FAILURE):
+        print(f"ansible-core worker start failure, run again: {output[-500:]}", file=sys.stderr)
+        result = subprocess.run(command, check=False, **kwargs)
+    return result
+
+
 SC_HOST = "system-controller"
 SC_RELEASE = "25.09"
 PREVIOUS_RELEASE = "24.09"

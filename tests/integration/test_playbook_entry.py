@@ -17,7 +17,7 @@ import pexpect
 import pytest
 import yaml
 
-from tests.conftest import SC_HOST, VENV_BIN, Workspace, sc_facts, tree_digest
+from tests.conftest import SC_HOST, VENV_BIN, Workspace, run_playbook, sc_facts, tree_digest
 
 # Also run on every supported ansible-core (scripts/core-matrix):
 # the strategy, callback and action plugins through ansible-playbook.
@@ -33,9 +33,9 @@ def gated(ws: Workspace) -> str:
 
 
 def playbook(ws: Workspace, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    return run_playbook(
         [str(VENV_BIN / "ansible-playbook"), "-i", str(ws.config), gated(ws), *args],
-        capture_output=True, text=True, env=ws.env, cwd=ws.root, timeout=300, check=False,
+        capture_output=True, text=True, env=ws.env, cwd=ws.root, timeout=300,
         start_new_session=True,  # no controlling terminal: nobody can be prompted
     )  # fmt: skip
 
