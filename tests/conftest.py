@@ -33,9 +33,9 @@ HARNESS = ROOT / "tests" / "integration" / "harness"
 # ansible-core 2.21 on Python 3.13.0 now and then loses the first worker of a run before it runs
 # anything: "[ERROR]: Could not detach from stdio: [Errno 9] Bad file descriptor" then "A worker
 # was found in a dead state", from the worker's own fd set-up (ansible/executor/process/
-# worker.py, WorkerProcess._detach), before any task code. Seen in about 1 of 300 playbook runs
-# of the core-matrix stage and never on 2.19/2.20; its cause is not found (see the notes of issue
-# 15). A run that failed that way is run once more, and says so on stderr.
+# worker.py, WorkerProcess._detach), before any task code: in 4 of 9 runs of the core-matrix
+# stage, 1 to 3 of the ~30 gated playbook runs; never on 2.19/2.20. Its cause is not found (see
+# the closing note of issue 15). A run that failed that way is run once more, and says so.
 CORE_WORKER_START_FAILURE = ("Could not detach from stdio", "A worker was found in a dead state")
 
 
