@@ -11,7 +11,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from labctl import consumers, content, faults, hosts, network, pki, regfile, stxcontent
+from labctl import (
+    consumers,
+    content,
+    dcmanager,
+    faults,
+    hosts,
+    network,
+    pki,
+    regfile,
+    stxcontent,
+)
 from labctl.paths import (
     BRIDGE,
     BRIDGE_ADDRESS,
@@ -94,6 +104,7 @@ def _secrets(paths: Paths) -> dict[str, str]:
     }
     central = pki.ensure_password(paths.central_registry_password, "Central")
     local = pki.ensure_password(paths.local_registry_password, "Local")
+    pki.ensure_password(paths.keystone_admin_password, "Keystone")
     if not paths.central_htpasswd.exists():
         pki.write_htpasswd(paths.central_htpasswd, REGISTRY_USER, central)
     if not paths.local_htpasswd.exists():
@@ -130,7 +141,10 @@ def up(paths: Paths, count: int, size_arg: str | None, sc_release_arg: str | Non
         content.ensure_layers(paths)
         hosts.ensure_host_key(paths)
         entries = regfile.sync(paths, count, sc_release, rerelease=rerelease)
+        # dcmanager's database as the registry says (group edits made through the API go)
+        dcmanager.write_db(paths.dcmanager_db, dcmanager.from_registry(regfile.load(paths)))
         regfile.write_inventory_config(paths)
+        regfile.write_dcmanager_inventory_config(paths)
         regfile.write_password_inventory(paths)
 
         creds: hosts.Credentials | None = None
@@ -148,6 +162,11 @@ def up(paths: Paths, count: int, size_arg: str | None, sc_release_arg: str | Non
             content.ensure_sc_content(paths, size, sc_release)
             hosts.start(paths, [sc], credentials(), content.write_host_content)
             sc_started = True
+        elif "dcmanager-down" not in faults.active(paths, SC_NAME):
+            # a system controller an older lab started may lack the dcmanager API
+            sc_hp = paths.host(SC_NAME)
+            row = dcmanager.daemon_row(paths, sc_hp.ctl / "server.crt", sc_hp.ctl / "server.key")
+            hosts.ensure_daemon(paths, sc, "dcmanager", row)
         content.ensure_images(paths)
 
         extra = []
@@ -212,6 +231,12 @@ def _write_lab_json(
             "auth_file": str(paths.registry_auth),
         },
         "inventory": str(paths.inventory_config),
+        "dcmanager": {
+            "inventory": str(paths.dcmanager_inventory_config),
+            "auth_url": dcmanager.auth_url(),
+            "db": str(paths.dcmanager_db),
+            "password_file": str(paths.keystone_admin_password),
+        },
         "registry_file": str(paths.registry_file),
         "system_controller": {
             **hosts.describe(paths, sc),
@@ -237,7 +262,9 @@ def _lab_daemons(root: Path) -> list[int]:
             continue
         args = cmdline(int(entry.name))
         program = os.path.basename(args[0]) if args else ""
-        daemon = program in ("docker-registry", "sshd") or "feed-server" in " ".join(args)
+        daemon = program in ("docker-registry", "sshd") or any(
+            script in " ".join(args) for script in ("feed-server", "dcmanager-api")
+        )
         anchor = hosts.INIT_SCRIPT.name in " ".join(args)
         if (daemon or anchor) and any(marker in arg for arg in args):
             found.append(int(entry.name))
@@ -318,7 +345,8 @@ def status(paths: Paths, as_json: bool) -> int:
     print(
         f"bridge {BRIDGE} {BRIDGE_ADDRESS}/{NETWORK.prefixlen} (controller); system "
         f"controller {scr['address']} {scr['release']}: sshd {scr['sshd']}, registry.central "
-        f"{scr['registry']}, feed {scr['feed']}, faults {','.join(scr['faults']) or '-'}"
+        f"{scr['registry']}, feed {scr['feed']}, dcmanager {scr['dcmanager']}, faults "
+        f"{','.join(scr['faults']) or '-'}"
     )
     header = ("NAME", "ADDRESS", "RELEASE", "MODE", "ADMIN", "SSHD", "REGISTRY", "FAULTS")
     rows = [header]
@@ -364,6 +392,7 @@ def reset(paths: Paths, names: list[str]) -> int:
         hosts.start(
             paths, wanted, hosts.Credentials.read(paths, passwords), content.write_host_content
         )
+        dcmanager.refresh_subclouds(paths.dcmanager_db, regfile.load(paths), names)
         info = json.loads(paths.lab_json.read_text())
         for host in wanted:
             info["subclouds"][host.name] = hosts.describe(paths, host)

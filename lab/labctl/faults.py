@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from labctl import content, hosts, regfile, stxcontent
+from labctl import content, dcmanager, hosts, regfile, stxcontent
 from labctl.paths import SC_NAME, Paths
 from labctl.util import LabError, alive, atomic_write, read_pid, run, stop_pids
 
@@ -289,6 +289,38 @@ def feed_down_undo(ctx: Context) -> None:
     hosts.restart_daemon(ctx.paths, ctx.host, "feed")
 
 
+def dcmanager_down(ctx: Context, args: list[str]) -> dict[str, Any]:
+    """The system controller's Keystone and dcmanager API stop (ports 5000 and 8119)."""
+    _no_args(args)
+    if ctx.name != SC_NAME:
+        raise LabError("dcmanager-down applies to the system controller")
+    pid = read_pid(ctx.sp.ctl / "dcmanager.pid")
+    if pid is not None and alive(pid):
+        stop_pids([pid])
+    return {}
+
+
+def dcmanager_down_undo(ctx: Context) -> None:
+    hosts.restart_daemon(ctx.paths, ctx.host, "dcmanager")
+
+
+def token_expiry(ctx: Context, args: list[str]) -> dict[str, Any]:
+    """Every Keystone token the system controller issued so far is rejected (401) from now on:
+    a client re-authenticates once. Nothing to undo (new tokens work)."""
+    _no_args(args)
+    if ctx.name != SC_NAME:
+        raise LabError("token-expiry applies to the system controller")
+    pid = read_pid(ctx.sp.ctl / "dcmanager.pid")
+    if pid is None or not alive(pid):
+        raise LabError("the system controller's dcmanager API is not running")
+    dcmanager.revoke_tokens(pid)
+    return {"at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+def token_expiry_undo(ctx: Context) -> None:
+    return None
+
+
 def _registry_field(
     field: str, value: str, normal: str, *, takes_value: bool = False
 ) -> tuple[Handler, Callable[[Context], None]]:
@@ -322,12 +354,19 @@ FAULTS: dict[str, tuple[Handler, Callable[[Context], None], str]] = {
     "sw-operation": (sw_operation, sw_operation_undo, "[STATE=deploy-host]"),
     "registry-down": (registry_down, registry_down_undo, ""),
     "feed-down": (feed_down, feed_down_undo, ""),
+    "dcmanager-down": (dcmanager_down, dcmanager_down_undo, ""),
+    "token-expiry": (token_expiry, token_expiry_undo, ""),
     "offline": (*_offline, ""),
     "unmanaged": (*_unmanaged, ""),
     "deploy-in-progress": (*_deploying, "[DEPLOY_STATUS=installing]"),
     "standby": (standby, standby_undo, ""),
     "release": (release, release_undo, "VERSION"),
 }
+
+
+def active(paths: Paths, name: str) -> dict[str, Any]:
+    """The faults active on host name, with what each recorded."""
+    return _load(paths, name)
 
 
 def _load(paths: Paths, name: str) -> dict[str, Any]:
@@ -352,7 +391,13 @@ def apply(paths: Paths, fault: str, name: str, args: list[str], undo: bool) -> s
     if undo:
         if args:
             raise LabError("--undo takes no arguments")
-        if fault in active or fault in ("link-down", "slow-link", "registry-down", "feed-down"):
+        if fault in active or fault in (
+            "link-down",
+            "slow-link",
+            "registry-down",
+            "feed-down",
+            "dcmanager-down",
+        ):
             undo_fn(ctx)
         active.pop(fault, None)
         summary = f"{fault} on {name}: undone"

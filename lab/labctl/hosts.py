@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from labctl import network, pki, registries
+from labctl import dcmanager, network, pki, registries
 from labctl.paths import (
     BRIDGE_ADDRESS,
     FEED_HTTP_PORT,
@@ -354,6 +354,7 @@ def prepare(paths: Paths, host: LabHost, creds: Credentials, content: Callable[.
             f"feed /usr/bin/python3 {DATA / 'feed-server'} {host.address} {FEED_HTTPS_PORT} "
             f"{FEED_HTTP_PORT} {hp.ctl / 'server.crt'} {hp.ctl / 'server.key'}"
         )
+        daemons.append(dcmanager.daemon_row(paths, hp.ctl / "server.crt", hp.ctl / "server.key"))
     write(hp.daemons, "\n".join(daemons) + "\n")
     content(paths, host)
 
@@ -421,9 +422,12 @@ def start(
     wait_ready(paths, hosts, timeout=30 + 0.2 * len(hosts))
 
 
+DCMANAGER_PORTS = (dcmanager.KEYSTONE_PORT, dcmanager.DCMANAGER_PORT)
+
+
 def ports(host: LabHost) -> tuple[int, ...]:
     return (
-        (SSH_PORT, REGISTRY_PORT, FEED_HTTPS_PORT, FEED_HTTP_PORT)
+        (SSH_PORT, REGISTRY_PORT, FEED_HTTPS_PORT, FEED_HTTP_PORT, *DCMANAGER_PORTS)
         if host.is_sc
         else (SSH_PORT, REGISTRY_PORT)
     )
@@ -443,7 +447,14 @@ def wait_ready(paths: Paths, hosts: list[LabHost], timeout: float) -> None:
     if pending:
         name = sorted(pending)[0]
         tail = ""
-        for log_name in ("init.log", "setup.log", "sshd.log", "registry.log", "feed.log"):
+        for log_name in (
+            "init.log",
+            "setup.log",
+            "sshd.log",
+            "registry.log",
+            "feed.log",
+            "dcmanager.log",
+        ):
             log_path = paths.host(name).ctl / log_name
             if log_path.exists():
                 tail += f"\n--- {log_path}:\n" + "\n".join(
@@ -573,6 +584,7 @@ def status(paths: Paths, host: LabHost) -> dict[str, Any]:
     }
     if host.is_sc:
         report["feed"] = state(hp.ctl / "feed.pid", FEED_HTTPS_PORT)
+        report["dcmanager"] = state(hp.ctl / "dcmanager.pid", dcmanager.DCMANAGER_PORT)
     return report
 
 
@@ -598,9 +610,34 @@ def restart_daemon(paths: Paths, host: LabHost, name: str) -> None:
             close_fds=True,
         )
     atomic_write(hp.ctl / f"{name}.pid", f"{process.pid}\n")
-    port = {"feed": FEED_HTTPS_PORT, "registry": REGISTRY_PORT, "sshd": SSH_PORT}.get(name)
-    if port and not wait_until(lambda: tcp_open(host.address, port) or not alive(process.pid), 20):
+    ports = {
+        "feed": (FEED_HTTPS_PORT,),
+        "registry": (REGISTRY_PORT,),
+        "sshd": (SSH_PORT,),
+        "dcmanager": DCMANAGER_PORTS,
+    }.get(name, ())
+
+    def listening() -> bool:
+        return all(tcp_open(host.address, port) for port in ports)
+
+    if ports and not wait_until(lambda: listening() or not alive(process.pid), 20):
         raise LabError(f"{host.name}: {name} did not come back")
+    if not alive(process.pid):
+        raise LabError(f"{host.name}: {name} exited; see {hp.ctl / f'{name}.log'}")
+
+
+def ensure_daemon(paths: Paths, host: LabHost, name: str, row: str) -> None:
+    """The host's ctl/daemons holds row for daemon name, and it runs: a system controller started
+    by an older lab gets the daemon without a restart; an older command line is replaced."""
+    hp = paths.host(host.name)
+    rows = hp.daemons.read_text().splitlines()
+    if row not in rows:
+        others = [r for r in rows if r.split(maxsplit=1)[:1] != [name]]
+        atomic_write(hp.daemons, "\n".join([*others, row]) + "\n")
+        pid = read_pid(hp.ctl / f"{name}.pid")
+        if pid is not None and alive(pid):
+            stop_pids([pid])
+    restart_daemon(paths, host, name)
 
 
 def restart_registry(paths: Paths, host: LabHost) -> None:

@@ -268,6 +268,10 @@ class Paths:
         return self.secrets / "local_registry_password"
 
     @property
+    def keystone_admin_password(self) -> Path:  # Keystone's admin on the SC (dcmanager API)
+        return self.secrets / "keystone_admin_password"
+
+    @property
     def registry_auth(self) -> Path:  # containers-auth.json for the lab's own tools (skopeo)
         return self.secrets / "registry_auth.json"
 
@@ -290,6 +294,14 @@ class Paths:
     @property
     def registry_file(self) -> Path:
         return self.inventory_dir / "registry.yml"
+
+    @property
+    def dcmanager_inventory_config(self) -> Path:  # the same, with the dcmanager source
+        return self.inventory_dir / "dcmanager-subclouds.yml"
+
+    @property
+    def dcmanager_db(self) -> Path:  # the SC's dcmanager database (data/dcmanager-api)
+        return self.root / "dcmanager" / "db.json"
 
     @property
     def host_key(self) -> Path:

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from labctl import stxcontent
+from labctl import dcmanager, stxcontent
 from labctl.paths import SC_ADDRESS, SC_NAME, Paths, subcloud_address, subcloud_index, subcloud_name
 from labctl.util import LabError, atomic_write, locked_in_place
 
@@ -165,6 +165,8 @@ def set_field(paths: Paths, name: str, field: str, value: str) -> str | None:
         if str(item.get(field)) != value:
             raise LabError(f"could not set {name}.{field} in {paths.registry_file}")
         atomic_write(paths.registry_file, new_text)
+        # the system controller's dcmanager sees the same (registry faults and their undo)
+        dcmanager.set_subcloud_field(paths.dcmanager_db, name, field, value)
         return None if previous is None else str(previous)
 
 
@@ -185,23 +187,28 @@ def _value_node(root: yaml.Node | None, name: str, field: str) -> yaml.ScalarNod
     return None
 
 
+def _system_controller(paths: Paths) -> dict[str, Any]:
+    """The inventory config's system_controller block: a host of its own, its own SSH key."""
+    return {
+        "host": SC_NAME,
+        "vars": {
+            "ansible_host": SC_ADDRESS,
+            "ansible_user": "sysadmin",
+            "ansible_ssh_private_key_file": str(paths.controller_key),
+            "ansible_ssh_common_args": SSH_ARGS,
+            # StarlingX's python3 (Python 3.9): no interpreter discovery
+            "ansible_python_interpreter": "/usr/bin/python3",
+        },
+    }
+
+
 def write_inventory_config(paths: Paths) -> None:
     """The distcloud.prestage.subclouds inventory plugin config for the lab: the registry, and
     the system controller as a host of its own, reached with its own SSH key."""
     config = {
         "plugin": "distcloud.prestage.subclouds",
         "registry": paths.registry_file.name,
-        "system_controller": {
-            "host": SC_NAME,
-            "vars": {
-                "ansible_host": SC_ADDRESS,
-                "ansible_user": "sysadmin",
-                "ansible_ssh_private_key_file": str(paths.controller_key),
-                "ansible_ssh_common_args": SSH_ARGS,
-                # StarlingX's python3 (Python 3.9): no interpreter discovery
-                "ansible_python_interpreter": "/usr/bin/python3",
-            },
-        },
+        "system_controller": _system_controller(paths),
     }
     text = "# Inventory of the dcprestage lab (written by lab/lab up).\n" + yaml.safe_dump(
         config, sort_keys=False, default_flow_style=False, width=4096
@@ -229,3 +236,23 @@ def write_password_inventory(paths: Paths) -> None:
     atomic_write(
         paths.secrets / "subcloud-passwords.yml", yaml.safe_dump({"all": {"hosts": hosts}}), 0o600
     )
+
+
+def write_dcmanager_inventory_config(paths: Paths) -> None:
+    """dcmanager-subclouds.yml: the lab's inventory with the dcmanager source (the system
+    controller's Keystone + dcmanager API, the lab CA; the password from $OS_PASSWORD, see
+    secrets/keystone_admin_password) and the same system controller block. dcmanager knows no
+    per-subcloud SSH options: the lab's come from compose."""
+    config = {
+        "plugin": "distcloud.prestage.subclouds",
+        "dcmanager": dcmanager.inventory_settings(paths),
+        "system_controller": _system_controller(paths),
+        "compose": {"ansible_ssh_common_args": repr(SSH_ARGS)},
+    }
+    text = (
+        "# Inventory of the dcprestage lab from its system controller's dcmanager API (written\n"
+        "# by lab/lab up). export OS_PASSWORD=$(cat <lab>/secrets/keystone_admin_password)\n"
+    ) + yaml.safe_dump(config, sort_keys=False, default_flow_style=False, width=4096)
+    path: Path = paths.dcmanager_inventory_config
+    if not path.exists() or path.read_text() != text:
+        atomic_write(path, text)
