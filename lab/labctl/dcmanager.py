@@ -259,6 +259,7 @@ class Standalone:
     dcmanager: str
     ca: Path
     password: str
+    password_file: Path
     db: Path
     process: subprocess.Popen[str]
 
@@ -311,7 +312,9 @@ def standalone(
             tail = (directory / "dcmanager-api.log").read_text()[-2000:]
             raise LabError(f"dcmanager-api exited with {process.returncode}: {tail}")
         urls = json.loads(line)
-        yield Standalone(urls["keystone"], urls["dcmanager"], paths.ca_cert, password, db, process)
+        yield Standalone(
+            urls["keystone"], urls["dcmanager"], paths.ca_cert, password, password_file, db, process
+        )
     finally:
         if process.poll() is None:
             process.terminate()
@@ -326,17 +329,52 @@ def standalone(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """python3 -m labctl.dcmanager generate N OUT.json: a database of N subclouds."""
-    parser = argparse.ArgumentParser(prog="labctl.dcmanager", description=main.__doc__)
+    """PYTHONPATH=lab python3 -m labctl.dcmanager generate N OUT.json | serve DIR (--count N |
+    --db DB.json) [--token-ttl S]: a database of N subclouds; a standalone server on loopback."""
+    parser = argparse.ArgumentParser(prog="python3 -m labctl.dcmanager", description=main.__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     gen = sub.add_parser("generate", help="write a database of N subclouds")
     gen.add_argument("count", type=int, metavar="N")
     gen.add_argument("out", type=Path, metavar="OUT.json")
+    serve = sub.add_parser(
+        "serve",
+        help="run data/dcmanager-api on 127.0.0.1 with a throw-away CA in DIR; prints one JSON "
+        "line (keystone, dcmanager, ca, password_file, db) and serves until SIGTERM/SIGINT",
+    )
+    serve.add_argument("directory", type=Path, metavar="DIR")
+    what = serve.add_mutually_exclusive_group(required=True)
+    what.add_argument("--count", type=int, metavar="N")
+    what.add_argument("--db", type=Path, metavar="DB.json")
+    serve.add_argument("--token-ttl", type=float, metavar="SECONDS")
     args = parser.parse_args(argv)
-    if args.count < 1:
+    if args.command == "generate":
+        if args.count < 1:
+            parser.error("N must be at least 1")
+        write_db(args.out, generate(args.count))
+        print(f"{args.out}: {args.count} subcloud(s)")
+        return 0
+    if args.count is not None and args.count < 1:
         parser.error("N must be at least 1")
-    write_db(args.out, generate(args.count))
-    print(f"{args.out}: {args.count} subcloud(s)")
+    data = generate(args.count) if args.count is not None else read_db(args.db)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGCHLD, lambda *_: None)  # the server exiting ends the pause
+    try:
+        with standalone(args.directory, data, token_ttl=args.token_ttl) as server:
+            ready = {
+                "keystone": server.keystone,
+                "dcmanager": server.dcmanager,
+                "ca": str(server.ca),
+                "password_file": str(server.password_file),
+                "db": str(server.db),
+            }
+            print(json.dumps(ready), flush=True)
+            while server.process.poll() is None:
+                signal.pause()
+    except KeyboardInterrupt:
+        pass
+    except LabError as exc:
+        print(f"labctl.dcmanager: error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
