@@ -22,8 +22,8 @@ from typing import Any
 
 import yaml
 
-from labctl import hosts
-from labctl.paths import REPO, SC_NAME, SYSADMIN, Paths, lab_dir
+from labctl import dcmanager, hosts
+from labctl.paths import REPO, SC_ADDRESS, SC_NAME, SYSADMIN, Paths, lab_dir
 
 LAB_COMMAND = REPO / "lab" / "lab"
 
@@ -175,6 +175,12 @@ class Lab:
         return self.paths.central_registry_password.read_text().strip()
 
     @property
+    def keystone_password(self) -> str:
+        """Keystone's admin password on the system controller (the dcmanager source's
+        OS_PASSWORD)."""
+        return self.paths.keystone_admin_password.read_text().strip()
+
+    @property
     def secrets(self) -> list[str]:
         """Every password of the lab (to check that none leaks into an output)."""
         return [
@@ -182,7 +188,13 @@ class Lab:
             self.sc_password,
             self.registry_password,
             self.central_registry_password,
+            self.keystone_password,
         ]
+
+    @property
+    def dcmanager_inventory(self) -> Path:
+        """The inventory config with the dcmanager source (export OS_PASSWORD first)."""
+        return self.paths.dcmanager_inventory_config
 
     @property
     def inventory(self) -> Path:
@@ -300,6 +312,38 @@ class Lab:
             "ANSIBLE_SSH_CONTROL_PATH_DIR": str(control),
             "ANSIBLE_HOST_KEY_CHECKING": "False",
         }
+
+    def dcmanager_token(self) -> str:
+        """A Keystone token of the system controller's admin (POST /v3/auth/tokens)."""
+        user = {"name": "admin", "domain": {"name": "Default"}, "password": self.keystone_password}
+        body = {
+            "auth": {
+                "identity": {"methods": ["password"], "password": {"user": user}},
+                "scope": {"project": {"name": "admin", "domain": {"name": "Default"}}},
+            }
+        }
+        request = urllib.request.Request(
+            dcmanager.auth_url() + "/auth/tokens",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        context = ssl.create_default_context(cafile=str(self.ca))
+        with urllib.request.urlopen(request, context=context, timeout=10) as response:
+            return str(response.headers["X-Subject-Token"])
+
+    def dcmanager_api(self, path: str, token: str | None = None) -> tuple[int, Any]:
+        """GET https://<SC>:8119/v1.0<path> with token (a new one when None), verified with the
+        lab CA. Returns (status, parsed JSON body); raises OSError when unreachable."""
+        url = f"https://{SC_ADDRESS}:{dcmanager.DCMANAGER_PORT}/v1.0{path}"
+        request = urllib.request.Request(url, headers={"Accept": "application/json"})
+        request.add_header("X-Auth-Token", token if token is not None else self.dcmanager_token())
+        context = ssl.create_default_context(cafile=str(self.ca))
+        try:
+            with urllib.request.urlopen(request, context=context, timeout=10) as response:
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            with exc:
+                return exc.code, json.loads(exc.read() or b"null")
 
     def registry_api(
         self, registry: str, path: str, password: str | None = None

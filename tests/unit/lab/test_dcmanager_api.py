@@ -111,6 +111,7 @@ class Client:
         method: str,
         path: str,
         body: Any = None,
+        *,
         token: str | None = None,
         accept: str = "application/json",
         multipart: dict[str, str] | None = None,
@@ -314,7 +315,11 @@ def test_errors_without_json_accept_are_webobs_html_page(client: Client) -> None
     for tag in ("<h1>", "</h1>", "<br /><br />"):
         body = body.replace(tag, "\n")
     lines = [line.strip() for line in body.splitlines() if line.strip()]
-    assert lines == ["404 Not Found", "The resource could not be found.", "Subcloud Group not found"]
+    assert lines == [
+        "404 Not Found",
+        "The resource could not be found.",
+        "Subcloud Group not found",
+    ]
 
 
 def test_subcloud_update_moves_it_to_a_group_by_name_or_id(client: Client) -> None:
@@ -390,9 +395,8 @@ def test_group_create_update_delete(client: Client) -> None:
     assert created.json["max_parallel_subclouds"] == "3"
     assert created.json["updated-at"] is None
     assert client.dc("GET", "/subcloud-groups/GroupX").json["max_parallel_subclouds"] == 3
-    updated = client.dc(
-        "PATCH", "/subcloud-groups/GroupX", {"description": "Changed", "update_apply_type": "serial"}
-    )
+    changes = {"description": "Changed", "update_apply_type": "serial"}
+    updated = client.dc("PATCH", "/subcloud-groups/GroupX", changes)
     assert updated.status == 200
     assert updated.json["description"] == "Changed"
     assert updated.json["updated-at"] is not None
@@ -434,7 +438,7 @@ GOOD = {"name": "G", "description": "d", "update_apply_type": "parallel",
         ("GET", "/Nope", None, 404, "Subcloud Group not found"),
     ],
 )  # fmt: skip
-def test_group_rules_are_dcmanagers(
+def test_group_rules_are_dcmanagers(  # noqa: PLR0917 (the parametrized case)
     client: Client, method: str, path: str, body: Any, status: int, detail: str
 ) -> None:
     """The messages are the ones plugins/plugin_utils/_registry.py keeps word for word."""
