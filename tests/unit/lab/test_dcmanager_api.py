@@ -141,10 +141,19 @@ def lab_db(count: int = 12) -> dict[str, Any]:
     return data
 
 
+PYTHON = str(PYTHON39) if PYTHON39.exists() else sys.executable
+
+
+@pytest.fixture(scope="module")
+def server_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One throw-away CA and server certificate for the module's servers."""
+    return tmp_path_factory.mktemp("dcmanager-api")
+
+
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[dcmanager.Standalone]:
-    python = str(PYTHON39) if PYTHON39.exists() else sys.executable
-    with dcmanager.standalone(tmp_path, lab_db(), password=PASSWORD, python=python) as running:
+def server(server_dir: Path) -> Iterator[dcmanager.Standalone]:
+    """A fresh server and database per test (tests edit it)."""
+    with dcmanager.standalone(server_dir, lab_db(), password=PASSWORD, python=PYTHON) as running:
         yield running
 
 
@@ -243,8 +252,10 @@ def test_revoked_tokens_are_rejected_and_a_new_one_works(client: Client) -> None
     assert client.dc("GET", "/subclouds", token=client.token()).status == 200
 
 
-def test_a_token_expires_after_its_ttl(tmp_path: Path) -> None:
-    with dcmanager.standalone(tmp_path, lab_db(2), password=PASSWORD, token_ttl=0.5) as running:
+def test_a_token_expires_after_its_ttl(server_dir: Path) -> None:
+    with dcmanager.standalone(
+        server_dir, lab_db(2), password=PASSWORD, token_ttl=0.5, python=PYTHON
+    ) as running:
         client = Client(running)
         reply = client.auth()
         token = reply.headers["X-Subject-Token"]
@@ -473,7 +484,7 @@ def test_an_unreadable_database_fails_the_start_with_one_line(
     bad.write_text(content)
     cert_dir = server.ca.parent.parent
     result = subprocess.run(
-        [sys.executable, str(dcmanager.API), "--address", "127.0.0.1", "--keystone-port", "0",
+        [PYTHON, str(dcmanager.API), "--address", "127.0.0.1", "--keystone-port", "0",
          "--dcmanager-port", "0", "--cert", str(cert_dir / "server.crt"),
          "--key", str(cert_dir / "server.key"), "--db", str(bad),
          "--password-file", str(server.password_file)],
