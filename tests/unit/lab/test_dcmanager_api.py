@@ -546,3 +546,30 @@ def test_lab_inventory_config_has_the_dcmanager_source(tmp_path: Path) -> None:
         "ca_file": str(paths.ca_cert),
     }
     assert config["system_controller"]["host"] == "system-controller"
+
+
+def test_set_subcloud_field_carries_only_dcmanagers_fields(tmp_path: Path) -> None:
+    db = tmp_path / "dcmanager" / "db.json"
+    dcmanager.write_db(db, dcmanager.generate(3))
+    assert dcmanager.set_subcloud_field(db, "subcloud2", "deploy_status", "installing")
+    assert not dcmanager.set_subcloud_field(db, "subcloud2", "system_mode", "duplex")
+    assert not dcmanager.set_subcloud_field(db, "subcloud9", "availability", "offline")
+    missing = tmp_path / "none.json"
+    assert not dcmanager.set_subcloud_field(missing, "subcloud2", "availability", "x")
+    records = {s["name"]: s for s in json.loads(db.read_text())["subclouds"]}
+    assert records["subcloud2"]["deploy-status"] == "installing"
+    assert records["subcloud1"]["deploy-status"] == "complete"
+
+
+def test_reset_rewrites_only_the_reset_subclouds(tmp_path: Path) -> None:
+    """`lab reset subcloud2`: its record as the registry says; an API edit elsewhere stays."""
+    db = tmp_path / "dcmanager" / "db.json"
+    data = dcmanager.generate(3)
+    data["subclouds"][0]["group_id"] = 3  # subcloud1 moved through the API
+    data["subclouds"][1]["group_id"] = 3  # subcloud2 too
+    dcmanager.write_db(db, data)
+    entries = [regfile.default_entry(i) for i in (1, 2, 3)]
+    registry = {"groups": regfile.GROUPS, "subclouds": entries}
+    dcmanager.refresh_subclouds(db, registry, ["subcloud2"])
+    records = [(s["name"], s["group_id"]) for s in json.loads(db.read_text())["subclouds"]]
+    assert records == [("subcloud1", 3), ("subcloud2", 2), ("subcloud3", 2)]
