@@ -573,3 +573,10 @@ def test_reset_rewrites_only_the_reset_subclouds(tmp_path: Path) -> None:
     dcmanager.refresh_subclouds(db, registry, ["subcloud2"])
     records = [(s["name"], s["group_id"]) for s in json.loads(db.read_text())["subclouds"]]
     assert records == [("subcloud1", 3), ("subcloud2", 2), ("subcloud3", 2)]
+
+
+def test_a_subcloud_update_that_is_not_multipart_is_an_empty_500(client: Client) -> None:
+    """dcmanager's MultipartDecoder raises on another content type: the exception leaves the
+    app, and the answer is a 500 without a body (dcmanagerclient/api/base.py:221-230)."""
+    reply = client.dc("PATCH", "/subclouds/subcloud1", {"group_id": "1"})
+    assert (reply.status, reply.text) == (500, "")
