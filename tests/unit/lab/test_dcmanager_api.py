@@ -496,6 +496,22 @@ def test_an_unreadable_database_fails_the_start_with_one_line(
     assert len(result.stderr.splitlines()) == 1
 
 
+def test_a_port_in_use_fails_the_start_with_one_line(server: dcmanager.Standalone) -> None:
+    """The lab's ports taken (another server): one line, no traceback."""
+    port = int(server.keystone.rsplit(":", 1)[1].split("/")[0])
+    cert_dir = server.ca.parent.parent
+    result = subprocess.run(
+        [PYTHON, str(dcmanager.API), "--address", "127.0.0.1", "--keystone-port", str(port),
+         "--dcmanager-port", "0", "--cert", str(cert_dir / "server.crt"),
+         "--key", str(cert_dir / "server.key"), "--db", str(server.db),
+         "--password-file", str(server.password_file)],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"dcmanager-api: cannot listen on 127.0.0.1:{port}: ")
+    assert len(result.stderr.splitlines()) == 1
+
+
 def test_registry_fields_map_to_dcmanagers() -> None:
     registry = {
         "groups": regfile.GROUPS,
