@@ -268,3 +268,33 @@ def workspace(tmp_path: Path) -> Workspace:
     )
     ws.write_sc_facts()
     return ws
+
+
+@pytest.fixture
+def dcmanager_api(tmp_path: Path):
+    """The lab's Keystone + dcmanager server on loopback, holding the example registry's groups
+    and subclouds (loopback addresses, as the workspace's); see tests/dcmanager_api.py."""
+    from tests.dcmanager_api import db_from_registry, start_dcmanager_api  # noqa: PLC0415
+
+    registry = tmp_path / "dcmanager-source" / "registry.yml"
+    registry.parent.mkdir(parents=True)
+    text = (ROOT / "inventory" / "registry.yml").read_text().replace("192.0.2.", "127.0.2.")
+    registry.write_text(text)
+    api = start_dcmanager_api(tmp_path / "dcmanager-api", db_from_registry(registry))
+    try:
+        yield api
+    finally:
+        api.stop()
+
+
+@pytest.fixture
+def dcmanager_workspace(workspace: Workspace, dcmanager_api) -> Workspace:
+    """The workspace with its inventory config reading dcmanager (the dcmanager_api server)
+    instead of the registry file; the Keystone password in the commands' environment."""
+    config = yaml.safe_load(workspace.config.read_text())
+    del config["registry"]
+    config["dcmanager"] = dcmanager_api.config()
+    workspace.config.write_text(yaml.safe_dump(config, sort_keys=False))
+    workspace.env.update(dcmanager_api.env())
+    workspace.dcmanager_api = dcmanager_api  # type: ignore[attr-defined]
+    return workspace

@@ -15,6 +15,7 @@ from ansible_collections.distcloud.prestage.plugins.module_utils._strategy_args 
     option_problem,
 )
 from ansible_collections.distcloud.prestage.plugins.plugin_utils import _logs as logs
+from ansible_collections.distcloud.prestage.plugins.plugin_utils import _source as source
 from ansible_collections.distcloud.prestage.plugins.plugin_utils import _strategy as model
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._checks import release_failure
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._config import (
@@ -27,10 +28,7 @@ from ansible_collections.distcloud.prestage.plugins.plugin_utils._orchestrator i
     is_running,
     orchestrator_record,
 )
-from ansible_collections.distcloud.prestage.plugins.plugin_utils._registry import (
-    Registry,
-    load_registry,
-)
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._registry import Registry
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._sc_query import save_facts
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._store import (
     StateStore,
@@ -157,12 +155,13 @@ class ActionModule(ActionBase):
 
     @staticmethod
     def _registry(params: dict[str, Any]) -> Registry:
-        """The registry as the play's inventory has it, else the inventory config's."""
+        """The registry as the play's inventory has it, else the inventory config's source - with
+        dcmanager, what dcmanager says now (a subcloud gone offline since the inventory was read
+        or cached is skipped); no OAM addresses needed here."""
         if params["registry"]:
-            return load_registry(params["registry"])
-        return load_registry(
-            load_config(resolve_config_path(params["inventory_config"])).registry_path
-        )
+            return source.load_file(params["registry"])
+        config = load_config(resolve_config_path(params["inventory_config"]))
+        return source.load(config, addresses=False)
 
     @staticmethod
     def _check_same(strategy: model.Strategy, params: dict[str, Any]) -> None:

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 name: subclouds
-short_description: StarlingX subclouds and subcloud groups from a distcloud.prestage registry
+short_description: StarlingX subclouds and subcloud groups from a registry file or dcmanager
 version_added: 0.1.0
 description:
-  - Reads the subcloud registry (a YAML file of subclouds and subcloud groups, the part of the
-    dcmanager database prestage needs) and turns it into inventory.
+  - Reads the subclouds and subcloud groups and turns them into inventory, from one of two
+    sources - the subcloud registry (O(registry), a YAML file of subclouds and subcloud groups,
+    the part of the dcmanager database prestage needs), or the system controller's dcmanager API
+    (O(dcmanager)) with Keystone v3 password authentication.
+  - With O(dcmanager), the subclouds, their groups, availability, management state, deploy
+    status, software version, sync and backup status are dcmanager's (its API v1.0 field names);
+    each subcloud's OAM floating address comes from dcmanager's detail call (a few calls at a
+    time). An offline subcloud, for which dcmanager has no OAM address, stays in the inventory
+    without C(ansible_host) (a prestage strategy skips it as offline); an online one without an
+    address is an error. dcmanager does not know a subcloud's system mode
+    (C(subcloud_system_mode) is C(unknown)); the precheck reads it on the subcloud. Use the
+    inventory cache (O(cache)) so that thousands of subclouds are not fetched on every run; a
+    failed fetch never replaces the cache.
   - Each subcloud becomes a host with C(ansible_host) set to its OAM floating address and
     C(ansible_user=sysadmin); its registry attributes become host variables named
     C(subcloud_<attribute>) (for example C(subcloud_software_version), C(subcloud_system_mode)).
@@ -40,9 +51,69 @@ options:
   registry:
     description:
       - Path of the subcloud registry YAML file; a relative path is relative to this config file.
-      - Without it, C($DCPRESTAGE_REGISTRY) (an AWX inventory source passes its source variables
-        to the sync as environment variables). One of the two is required.
+      - Without it (and without O(dcmanager)), C($DCPRESTAGE_REGISTRY) (an AWX inventory source
+        passes its source variables to the sync as environment variables). One of the two is
+        required.
+      - Mutually exclusive with O(dcmanager).
     type: str
+  dcmanager:
+    description:
+      - Read the subclouds and subcloud groups from the system controller's dcmanager API instead
+        of a registry file (mutually exclusive with O(registry)).
+      - The Keystone password is never in this file (a C(password) key is refused); it comes
+        from the environment variable named by O(dcmanager.password_env) - exported from a vault,
+        or injected by an AWX custom credential. Ansible Vault values (C(!vault)) are not read in
+        this file.
+      - dcmanager's endpoint is the C(public) one of service type C(dcmanager) in region
+        O(dcmanager.region_name) of the Keystone catalog, as python-dcmanagerclient finds it.
+      - With this source, C(dcprestage subcloud-group add|update|delete) and
+        C(dcprestage subcloud update --group) change dcmanager, and C(dcprestage subcloud
+        list|show) show dcmanager's prestage status and versions beside this collection's.
+    type: dict
+    suboptions:
+      auth_url:
+        description:
+          - Keystone's URL on the system controller, e.g. C(https://<OAM floating address>:5000/v3)
+            (C(/v3) is added when missing).
+        type: str
+        required: true
+      username:
+        description: Keystone user, e.g. C(admin).
+        type: str
+        required: true
+      project_name:
+        description: Keystone project of the token, e.g. C(admin).
+        type: str
+        required: true
+      user_domain_name:
+        description: Domain of the user.
+        type: str
+        default: Default
+      project_domain_name:
+        description: Domain of the project.
+        type: str
+        default: Default
+      region_name:
+        description: Keystone region of dcmanager's endpoint.
+        type: str
+        default: SystemController
+      password_env:
+        description: Name of the environment variable holding the user's Keystone password.
+        type: str
+        default: OS_PASSWORD
+      ca_file:
+        description:
+          - PEM file of the CA(s) that signed the system controller's certificate (relative to this
+            config file); default the system's trust store.
+        type: path
+      validate_certs:
+        description: Verify the TLS certificates of Keystone and dcmanager. Turn off only to try.
+        type: bool
+        default: true
+      timeout:
+        description: Seconds to wait for each answer of Keystone or dcmanager.
+        type: float
+        default: 30
   system_controller:
     description:
       - The system controller, an inventory host of its own. Everything it serves for a release is
@@ -88,6 +159,24 @@ compose:
 
 # Then:
 #   ansible-inventory -i inventory/subclouds.yml --graph
+
+# inventory/dcmanager-subclouds.yml: the subclouds as the system controller's dcmanager has them
+plugin: distcloud.prestage.subclouds
+dcmanager:
+  auth_url: https://192.0.2.2:5000/v3
+  username: admin
+  project_name: admin
+  ca_file: /etc/pki/ca-trust/source/anchors/starlingx-ca.crt
+  # the password: export OS_PASSWORD (from a vault, or an AWX custom credential)
+system_controller:
+  host: system-controller
+  vars:
+    ansible_host: 192.0.2.2
+    ansible_user: sysadmin
+cache: true
+cache_plugin: ansible.builtin.jsonfile
+cache_connection: ~/.cache/dcprestage-inventory
+cache_timeout: 600
 #   ansible-playbook -i inventory/subclouds.yml playbooks/prestage.yml -l First_10_Subclouds
 """
 
@@ -106,8 +195,8 @@ from ansible_collections.distcloud.prestage.plugins.plugin_utils._config import 
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._errors import (  # noqa: E402
     PrestageError,
 )
-from ansible_collections.distcloud.prestage.plugins.plugin_utils._registry import (  # noqa: E402
-    load_registry,
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._source import (  # noqa: E402
+    load,
 )
 
 SUBCLOUD_USER = "sysadmin"
@@ -156,8 +245,9 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 self.get_option("system_controller"),
                 os.path.dirname(os.path.abspath(path)),
                 path,
+                self.get_option("dcmanager"),
             )
-            registry = load_registry(config.registry_path)
+            registry = load(config)
         except PrestageError as exc:
             raise AnsibleParserError(str(exc)) from None
         if registry.find_subcloud(config.system_controller.host) is not None:
@@ -190,14 +280,19 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                     "group": registry.group_of(s).name,
                     "vars": {
                         **s.vars,
-                        "ansible_host": s.vars.get("ansible_host", s.oam_floating_address),
+                        # none for an offline subcloud of which dcmanager has no address
+                        **(
+                            {"ansible_host": s.vars.get("ansible_host", s.oam_floating_address)}
+                            if s.oam_floating_address or "ansible_host" in s.vars
+                            else {}
+                        ),
                         "ansible_user": s.vars.get("ansible_user", SUBCLOUD_USER),
                         "ansible_python_interpreter": s.vars.get(
                             "ansible_python_interpreter", SUBCLOUD_PYTHON
                         ),
                         "subcloud_id": s.id,
                         "subcloud_group": registry.group_of(s).name,
-                        "subcloud_oam_floating_address": s.oam_floating_address,
+                        "subcloud_oam_floating_address": s.oam_floating_address or None,
                         "subcloud_management": s.management,
                         "subcloud_availability": s.availability,
                         "subcloud_deploy_status": s.deploy_status,
@@ -216,7 +311,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         sc = data["system_controller"]
         inventory.set_variable("all", "prestage_system_controller_host", sc["host"])
         inventory.set_variable("all", "prestage_inventory_config", data["config"])
-        inventory.set_variable("all", "prestage_registry", data["registry"])
+        if data["registry"] is not None:  # none with the dcmanager source
+            inventory.set_variable("all", "prestage_registry", data["registry"])
         for group in data["groups"]:
             name = inventory.add_group(group["name"])
             for key, value in group["vars"].items():

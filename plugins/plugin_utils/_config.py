@@ -2,7 +2,8 @@
 # Apache License 2.0 (see LICENSE)
 """The one configuration source: the inventory plugin's config file.
 
-It says where the subcloud registry is and which inventory host is the system controller, with
+It says where the subclouds come from - a subcloud registry file (`registry`) or the system
+controller's dcmanager API (`dcmanager`) - and which inventory host is the system controller, with
 its connection settings (SPEC §9: the system controller is a managed host; everything it serves
 is read on it, at StarlingX's own paths). The inventory plugin hands these settings to plays;
 `dcprestage` reads the same file.
@@ -15,6 +16,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._dcmanager import (
+    DEFAULT_DOMAIN,
+    DEFAULT_PASSWORD_ENV,
+    DEFAULT_REGION,
+    DEFAULT_TIMEOUT,
+    DcmanagerSettings,
+)
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._errors import PrestageError
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._yaml import compose, read_bounded
 
@@ -79,11 +87,92 @@ def system_controller_settings(raw: Any, source: str) -> SystemController:
     return SystemController(host, dict(host_vars))
 
 
+# The `dcmanager` settings (python-dcmanagerclient's names: DCC:shell.py --os-auth-url ...).
+DCMANAGER_REQUIRED = ("auth_url", "username", "project_name")
+DCMANAGER_TEXT_DEFAULTS: dict[str, str] = {
+    "user_domain_name": DEFAULT_DOMAIN,
+    "project_domain_name": DEFAULT_DOMAIN,
+    "region_name": DEFAULT_REGION,
+    "password_env": DEFAULT_PASSWORD_ENV,
+}
+DCMANAGER_KEYS = (
+    *DCMANAGER_REQUIRED, *DCMANAGER_TEXT_DEFAULTS, "ca_file", "validate_certs", "timeout",
+)  # fmt: skip
+_ENV_NAME = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def dcmanager_settings(raw: Any, base_dir: str, source: str) -> DcmanagerSettings:
+    """The config's `dcmanager` mapping, checked; a plain-text password is refused."""
+    where = f"Invalid inventory config {source}"
+    if not isinstance(raw, dict):
+        raise PrestageError(f"{where}: dcmanager must be a mapping")
+    if "password" in raw:
+        raise PrestageError(
+            f"{where}: dcmanager.password is not allowed (no password in the config file); the "
+            "Keystone password comes from the environment variable named by "
+            f"dcmanager.password_env (default {DEFAULT_PASSWORD_ENV}), set from a vault or an AWX "
+            "credential"
+        )
+    unknown = sorted(str(key) for key in raw if key not in DCMANAGER_KEYS)
+    if unknown:
+        raise PrestageError(
+            f"{where}: unknown dcmanager setting(s) {', '.join(unknown)} "
+            f"(known: {', '.join(DCMANAGER_KEYS)})"
+        )
+    text: dict[str, str] = {}
+    for key in (*DCMANAGER_REQUIRED, *DCMANAGER_TEXT_DEFAULTS):
+        value = raw.get(key, DCMANAGER_TEXT_DEFAULTS.get(key))
+        if value is None and key in DCMANAGER_REQUIRED:
+            raise PrestageError(f"{where}: dcmanager.{key} is required")
+        if not isinstance(value, str) or not value.strip() or not value.isprintable():
+            raise PrestageError(f"{where}: dcmanager.{key} must be a non-empty string")
+        text[key] = value
+    if not text["auth_url"].startswith(("https://", "http://")):
+        raise PrestageError(
+            f"{where}: dcmanager.auth_url must be an http(s) URL, e.g. https://<system controller "
+            f"OAM address>:5000/v3 (got {text['auth_url']!r})"
+        )
+    if not _ENV_NAME.match(text["password_env"]):
+        raise PrestageError(
+            f"{where}: dcmanager.password_env must be an environment variable name "
+            f"(got {text['password_env']!r})"
+        )
+    ca_file = raw.get("ca_file")
+    if ca_file is not None:
+        if not isinstance(ca_file, str) or not ca_file:
+            raise PrestageError(f"{where}: dcmanager.ca_file must be a path")
+        ca_file = os.path.normpath(os.path.join(base_dir, os.path.expanduser(ca_file)))
+    validate_certs = raw.get("validate_certs", True)
+    if not isinstance(validate_certs, bool):
+        raise PrestageError(f"{where}: dcmanager.validate_certs must be true or false")
+    timeout = raw.get("timeout", DEFAULT_TIMEOUT)
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, (int, float))
+        or not 0 < timeout <= 3600
+    ):
+        raise PrestageError(
+            f"{where}: dcmanager.timeout must be a number of seconds above 0, at most 3600"
+        )
+    return DcmanagerSettings(
+        **text, ca_file=ca_file, validate_certs=validate_certs, timeout=float(timeout)
+    )
+
+
 @dataclass
 class PrestageConfig:
     path: str
-    registry_path: str
+    # the subclouds' source: a registry file, or (when registry_path is None) dcmanager
+    registry_path: str | None
     system_controller: SystemController
+    dcmanager: DcmanagerSettings | None = None
+
+    @property
+    def source_name(self) -> str:
+        """Where the subclouds come from, for messages."""
+        if self.dcmanager is not None:
+            return f"dcmanager (Keystone {self.dcmanager.auth_url})"
+        return f"the registry {self.registry_path}"
 
 
 def resolve_config_path(explicit: str | None) -> str:
@@ -114,23 +203,42 @@ def load_config(path: str) -> PrestageConfig:
     if not isinstance(data, dict) or data.get("plugin") != PLUGIN_NAME:
         raise PrestageError(f"Invalid inventory config {path}: expected 'plugin: {PLUGIN_NAME}'")
     base_dir = os.path.dirname(os.path.abspath(path))
-    return config_from_options(data.get("registry"), data.get("system_controller"), base_dir, path)
+    return config_from_options(
+        data.get("registry"), data.get("system_controller"), base_dir, path, data.get("dcmanager")
+    )
 
 
 def config_from_options(
-    registry: Any, system_controller: Any, base_dir: str, source: str
+    registry: Any,
+    system_controller: Any,
+    base_dir: str,
+    source: str,
+    dcmanager: Any = None,
 ) -> PrestageConfig:
-    """The shared reading of the two options, for the CLI and the inventory plugin alike.
+    """The shared reading of the options, for the CLI and the inventory plugin alike.
 
-    A config without `registry` takes $DCPRESTAGE_REGISTRY (how an AWX inventory source passes
-    its source variables to the sync), relative to the config's directory like the option.
+    `registry` and `dcmanager` exclude each other. A config with neither takes
+    $DCPRESTAGE_REGISTRY (how an AWX inventory source passes its source variables to the sync),
+    relative to the config's directory like the option.
     """
+    if dcmanager is not None:
+        if registry is not None:
+            raise PrestageError(
+                f"Invalid inventory config {source}: 'registry' and 'dcmanager' exclude each "
+                "other (the subclouds come from one source)"
+            )
+        return PrestageConfig(
+            source,
+            None,
+            system_controller_settings(system_controller, source),
+            dcmanager_settings(dcmanager, base_dir, source),
+        )
     if registry is None:
         registry = os.environ.get(REGISTRY_ENV)
     if not isinstance(registry, str) or not registry:
         raise PrestageError(
             f"Invalid inventory config {source}: 'registry' (a path) is required "
-            f"(or ${REGISTRY_ENV})"
+            f"(or ${REGISTRY_ENV}), or 'dcmanager' (the system controller's dcmanager API)"
         )
     registry_path = os.path.normpath(os.path.join(base_dir, os.path.expanduser(registry)))
     return PrestageConfig(

@@ -108,6 +108,10 @@ class Subcloud:
     sync: str = "unknown"
     backup_status: str | None = None
     vars: dict[str, Any] = field(default_factory=dict)
+    # What dcmanager says of the subcloud's prestage (the dcmanager source only; ours is kept in
+    # the state dir): its `prestage-status` and `prestage-versions`.
+    dcmanager_prestage_status: str | None = None
+    dcmanager_prestage_versions: str | None = None
 
 
 @dataclass

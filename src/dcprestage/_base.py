@@ -13,16 +13,14 @@ from cliff.lister import Lister
 from cliff.show import ShowOne
 
 from ansible_collections.distcloud.prestage.plugins.module_utils._formats import decimal_int
+from ansible_collections.distcloud.prestage.plugins.plugin_utils import _source as source
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._config import (
     PrestageConfig,
     load_config,
     resolve_config_path,
 )
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._errors import PrestageError
-from ansible_collections.distcloud.prestage.plugins.plugin_utils._registry import (
-    Registry,
-    load_registry,
-)
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._registry import Registry
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._sc_query import (
     system_controller_facts,
 )
@@ -45,7 +43,20 @@ class Context:
 
     @functools.cached_property
     def registry(self) -> Registry:
-        return load_registry(self.config.registry_path)
+        """The subclouds and groups of the config's source (from dcmanager: without the OAM
+        addresses, which only an inventory and `subcloud show` need)."""
+        return source.load(self.config, addresses=False)
+
+    def registry_with_address(self, subcloud: str) -> Registry:
+        """The registry with this subcloud's OAM floating address read (dcmanager's detail)."""
+        if not source.is_dcmanager(self.config):
+            return self.registry
+        return source.load(self.config, addresses=[subcloud])
+
+    @property
+    def dcmanager(self) -> bool:
+        """The subclouds come from dcmanager (its prestage status is shown beside ours)."""
+        return source.is_dcmanager(self.config)
 
     @functools.cached_property
     def store(self) -> StateStore:

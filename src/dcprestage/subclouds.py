@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from ansible_collections.distcloud.prestage.plugins.module_utils._formats import is_subcloud_name
-from ansible_collections.distcloud.prestage.plugins.plugin_utils import _registry as registry_ops
+from ansible_collections.distcloud.prestage.plugins.plugin_utils import _source as source
 from ansible_collections.distcloud.prestage.plugins.plugin_utils import _strategy as model
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._errors import NotFoundError
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._orchestrator import (
@@ -27,7 +27,7 @@ from ansible_collections.distcloud.prestage.plugins.plugin_utils._store import (
     SubcloudStatus,
 )
 from dcprestage import _launcher as launcher
-from dcprestage._base import ListCommand, PlainCommand, ShowCommand, confirm, decimal
+from dcprestage._base import Context, ListCommand, PlainCommand, ShowCommand, confirm, decimal
 
 # `subcloud prestage` runs keep their own one-step strategy here, beside the main one
 ONE_SUBCLOUD_DIR = "subcloud-prestage"
@@ -58,12 +58,21 @@ SUBCLOUD_FIELDS = (
     "prestage_status",
     "prestage_versions",
 )
+# With the dcmanager source, dcmanager's own prestage status and versions, beside ours.
+DCMANAGER_LIST_FIELDS = ("dcmanager prestage status", "dcmanager prestage versions")
+DCMANAGER_FIELDS = ("dcmanager_prestage_status", "dcmanager_prestage_versions")
 GROUP_LIST_FIELDS = ("id", "name", "description")
 GROUP_FIELDS = ("id", "name", "description", "update apply type", "max parallel subclouds")
 
 
-def subcloud_list_row(subcloud: Subcloud, status: SubcloudStatus | None) -> tuple[Any, ...]:
-    return (
+def subcloud_list_fields(dcmanager: bool) -> tuple[str, ...]:
+    return SUBCLOUD_LIST_FIELDS + (DCMANAGER_LIST_FIELDS if dcmanager else ())
+
+
+def subcloud_list_row(
+    subcloud: Subcloud, status: SubcloudStatus | None, dcmanager: bool = False
+) -> tuple[Any, ...]:
+    row = (
         subcloud.id,
         subcloud.name,
         subcloud.management,
@@ -73,13 +82,22 @@ def subcloud_list_row(subcloud: Subcloud, status: SubcloudStatus | None) -> tupl
         subcloud.backup_status,
         status.prestage_status if status else None,
     )
+    return row + (_dcmanager_prestage(subcloud) if dcmanager else ())
+
+
+def _dcmanager_prestage(subcloud: Subcloud) -> tuple[Any, ...]:
+    return (subcloud.dcmanager_prestage_status, subcloud.dcmanager_prestage_versions)
+
+
+def subcloud_fields(dcmanager: bool) -> tuple[str, ...]:
+    return SUBCLOUD_FIELDS + (DCMANAGER_FIELDS if dcmanager else ())
 
 
 def subcloud_detail(
-    registry: Registry, subcloud: Subcloud, status: SubcloudStatus | None
+    registry: Registry, subcloud: Subcloud, status: SubcloudStatus | None, dcmanager: bool = False
 ) -> tuple[Any, ...]:
     group = registry.group_of(subcloud)
-    return (
+    row = (
         subcloud.id,
         subcloud.name,
         subcloud.software_version,
@@ -95,6 +113,7 @@ def subcloud_detail(
         status.prestage_status if status else None,
         status.prestage_versions if status else None,
     )
+    return row + (_dcmanager_prestage(subcloud) if dcmanager else ())
 
 
 def group_row(group: Group) -> tuple[Any, ...]:
@@ -112,14 +131,17 @@ class ListSubclouds(ListCommand):
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
         statuses = self.ctx.store.load_statuses()
-        rows = [subcloud_list_row(s, statuses.get(s.name)) for s in self.ctx.registry.subclouds]
-        return SUBCLOUD_LIST_FIELDS, rows
+        dcm = self.ctx.dcmanager
+        rows = [
+            subcloud_list_row(s, statuses.get(s.name), dcm) for s in self.ctx.registry.subclouds
+        ]
+        return subcloud_list_fields(dcm), rows
 
 
 class ShowSubcloud(ShowCommand):
     """Show the details of a subcloud."""
 
-    fields = SUBCLOUD_FIELDS
+    fields = SUBCLOUD_FIELDS + DCMANAGER_FIELDS
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
@@ -127,16 +149,17 @@ class ShowSubcloud(ShowCommand):
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
-        registry = self.ctx.registry
+        registry = self.ctx.registry_with_address(parsed_args.subcloud)
         subcloud = registry.subcloud(parsed_args.subcloud)
         status = self.ctx.store.load_statuses().get(subcloud.name)
-        return SUBCLOUD_FIELDS, subcloud_detail(registry, subcloud, status)
+        dcm = self.ctx.dcmanager
+        return subcloud_fields(dcm), subcloud_detail(registry, subcloud, status, dcm)
 
 
 class UpdateSubcloud(ShowCommand):
     """Update a subcloud's attributes (its subcloud group)."""
 
-    fields = SUBCLOUD_FIELDS
+    fields = SUBCLOUD_FIELDS + DCMANAGER_FIELDS
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
@@ -145,12 +168,13 @@ class UpdateSubcloud(ShowCommand):
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
-        path = self.ctx.config.registry_path
-        registry = registry_ops.move_subcloud(path, parsed_args.subcloud, parsed_args.group)
-        _say_where(path)
+        config = self.ctx.config
+        registry = source.move_subcloud(config, parsed_args.subcloud, parsed_args.group)
+        _say_where(self.ctx)
         subcloud = registry.subcloud(parsed_args.subcloud)
         status = self.ctx.store.load_statuses().get(subcloud.name)
-        return SUBCLOUD_FIELDS, subcloud_detail(registry, subcloud, status)
+        dcm = self.ctx.dcmanager
+        return subcloud_fields(dcm), subcloud_detail(registry, subcloud, status, dcm)
 
 
 class AddGroup(ShowCommand):
@@ -175,14 +199,14 @@ class AddGroup(ShowCommand):
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
-        group = registry_ops.add_group(
-            self.ctx.config.registry_path,
+        group = source.add_group(
+            self.ctx.config,
             parsed_args.name,
             description=parsed_args.description,
             update_apply_type=parsed_args.update_apply_type,
             max_parallel_subclouds=parsed_args.max_parallel_subclouds,
         )
-        _say_where(self.ctx.config.registry_path)
+        _say_where(self.ctx)
         return GROUP_FIELDS, group_row(group)
 
 
@@ -206,7 +230,7 @@ class ShowGroup(_GroupRefCommand):
     fields = GROUP_FIELDS
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
-        return GROUP_FIELDS, group_row(self.ctx.registry.group(parsed_args.group))
+        return GROUP_FIELDS, group_row(source.find_group(self.ctx.config, parsed_args.group))
 
 
 class UpdateGroup(_GroupRefCommand):
@@ -223,15 +247,15 @@ class UpdateGroup(_GroupRefCommand):
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
-        group = registry_ops.update_group(
-            self.ctx.config.registry_path,
+        group = source.update_group(
+            self.ctx.config,
             parsed_args.group,
             name=parsed_args.name,
             description=parsed_args.description,
             update_apply_type=parsed_args.update_apply_type,
             max_parallel_subclouds=parsed_args.max_parallel_subclouds,
         )
-        _say_where(self.ctx.config.registry_path)
+        _say_where(self.ctx)
         return GROUP_FIELDS, group_row(group)
 
 
@@ -246,10 +270,11 @@ class DeleteGroup(PlainCommand):
         return parser
 
     def take_action(self, parsed_args: argparse.Namespace) -> int:
-        self.ctx.registry.group(parsed_args.group)  # a missing group fails before the question
+        # a missing group fails before the question
+        source.find_group(self.ctx.config, parsed_args.group)
         confirm(f"Delete subcloud group {parsed_args.group}?", parsed_args.yes)
-        registry_ops.delete_group(self.ctx.config.registry_path, parsed_args.group)
-        _say_where(self.ctx.config.registry_path)
+        source.delete_group(self.ctx.config, parsed_args.group)
+        _say_where(self.ctx)
         return 0
 
 
@@ -265,13 +290,15 @@ class ListGroupSubclouds(ListCommand):
         registry = self.ctx.registry
         statuses = self.ctx.store.load_statuses()
         members = registry.members(registry.group(parsed_args.group))
-        return SUBCLOUD_LIST_FIELDS, [subcloud_list_row(s, statuses.get(s.name)) for s in members]
+        dcm = self.ctx.dcmanager
+        rows = [subcloud_list_row(s, statuses.get(s.name), dcm) for s in members]
+        return subcloud_list_fields(dcm), rows
 
 
 class PrestageSubcloud(ShowCommand):
     """Prestage one subcloud now, without a strategy (it runs in the background)."""
 
-    fields = SUBCLOUD_FIELDS
+    fields = SUBCLOUD_FIELDS + DCMANAGER_FIELDS
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
@@ -322,14 +349,16 @@ class PrestageSubcloud(ShowCommand):
             strategy.orchestrator = orchestrator_record(pid, via="dcprestage")
             run_store.save_strategy(strategy)
             store.update_statuses({name: SubcloudStatus(prestage_status=PRESTAGING)})
-        subcloud = ctx.registry.subcloud(name)
+        registry = ctx.registry_with_address(name)
+        subcloud = registry.subcloud(name)
         status = store.load_statuses().get(name)
-        return SUBCLOUD_FIELDS, subcloud_detail(ctx.registry, subcloud, status)
+        dcm = ctx.dcmanager
+        return subcloud_fields(dcm), subcloud_detail(registry, subcloud, status, dcm)
 
 
-def _say_where(registry_path: str) -> None:
+def _say_where(ctx: Context) -> None:
     """After an edit of a symlinked registry: which file changed (stderr; stdout is the table)."""
-    note = registry_ops.edit_note(registry_path)
+    note = source.edit_note(ctx.config)
     if note:
         print(note, file=sys.stderr)
 
