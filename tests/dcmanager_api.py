@@ -175,11 +175,11 @@ class DcmanagerApi:
     def subcloud(self, name: str) -> dict[str, Any]:
         return next(s for s in self.read_db()["subclouds"] if s["name"] == name)
 
-    def set_subcloud(self, name: str, **fields: Any) -> None:
+    def set_subcloud(self, subcloud: str, /, **fields: Any) -> None:
         """Change a subcloud's fields (API names, e.g. **{"availability-status": "offline"})."""
 
         def change(data: dict[str, Any]) -> None:
-            next(s for s in data["subclouds"] if s["name"] == name).update(fields)
+            next(s for s in data["subclouds"] if s["name"] == subcloud).update(fields)
 
         self.edit_db(change)
 
