@@ -40,6 +40,10 @@ from ansible_collections.distcloud.prestage.plugins.plugin_utils._registry impor
 
 # dcprestage commands keep one client per config (one Keystone token for all their calls).
 _clients: dict[DcmanagerSettings, DcmanagerClient] = {}
+# A run started by dcprestage (src/dcprestage/_launcher.py) gets the Keystone password in a
+# private file named by this variable, never in its environment (ansible-runner writes the
+# environment of the run to its artifacts).
+KEYSTONE_PASSWORD_FILE_ENV = "DCPRESTAGE_KEYSTONE_PASSWORD_FILE"
 
 
 def is_dcmanager(config: PrestageConfig) -> bool:
@@ -47,8 +51,19 @@ def is_dcmanager(config: PrestageConfig) -> bool:
 
 
 def keystone_password(settings: DcmanagerSettings) -> str:
-    """The Keystone password, from the environment variable the config names."""
+    """The Keystone password, from the environment variable the config names (or, in a run
+    dcprestage started, the private file it made for the run)."""
     password = os.environ.get(settings.password_env)
+    password_file = os.environ.get(KEYSTONE_PASSWORD_FILE_ENV)
+    if not password and password_file:
+        try:
+            with open(password_file, encoding="utf-8") as handle:
+                password = handle.readline().rstrip("\n")
+        except OSError as exc:
+            raise PrestageError(
+                f"dcmanager source: cannot read the Keystone password file {password_file} "
+                f"(${KEYSTONE_PASSWORD_FILE_ENV}): {exc.strerror}"
+            ) from None
     if not password:
         raise PrestageError(
             f"dcmanager source (Keystone {settings.auth_url}): the environment variable "

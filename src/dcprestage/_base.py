@@ -54,6 +54,13 @@ class Context:
         return source.load(self.config, addresses=[subcloud])
 
     @property
+    def keystone_password(self) -> str | None:
+        """The dcmanager source's Keystone password, for a run dcprestage starts (its inventory
+        reads dcmanager too); None with the registry file."""
+        settings = self.config.dcmanager
+        return source.keystone_password(settings) if settings is not None else None
+
+    @property
     def dcmanager(self) -> bool:
         """The subclouds come from dcmanager (its prestage status is shown beside ours)."""
         return source.is_dcmanager(self.config)

@@ -36,6 +36,9 @@ from ansible_collections.distcloud.prestage.plugins.plugin_utils import (  # noq
     _run as run_module,
 )
 from ansible_collections.distcloud.prestage.plugins.plugin_utils import (  # noqa: E402
+    _source as source,
+)
+from ansible_collections.distcloud.prestage.plugins.plugin_utils import (  # noqa: E402
     _store as store_module,
 )
 from ansible_collections.distcloud.prestage.plugins.plugin_utils import (  # noqa: E402
@@ -180,8 +183,11 @@ def start(
     password: str,
     forks: int,
     extra_vars: dict[str, str] | None = None,
+    *,
+    keystone_password: str | None = None,
 ) -> int:
-    """Start the launcher in its own session; returns its pid at once."""
+    """Start the launcher in its own session; returns its pid at once. keystone_password: the
+    dcmanager source's (the run's inventory reads dcmanager), handed over like the sysadmin's."""
     log_dir = store_module.StateStore(state_dir).private_subdir(store_module.LOGS_DIR)
     command = [
         sys.executable, "-m", "dcprestage._launcher",
@@ -208,7 +214,7 @@ def start(
     finally:
         os.close(log_fd)
     assert process.stdin is not None
-    process.stdin.write(password + "\n")
+    process.stdin.write(password + "\n" + (keystone_password or "") + "\n")
     process.stdin.close()
     return process.pid
 
@@ -224,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     interruption = Interruption(signal_grace())
     interruption.install()
     password = sys.stdin.readline().rstrip("\n")
+    keystone_password = sys.stdin.readline().rstrip("\n")
     sys.stdin.close()
     os.close(0)
     os.open(os.devnull, os.O_RDONLY)
@@ -236,6 +243,13 @@ def main(argv: list[str] | None = None) -> int:
     run_id = f"{options.state_dir}:{os.getpid()}:{process_start_ticks(os.getpid())}"
     # short (a socket path has a limit), private, this run's only
     control_dir = tempfile.mkdtemp(prefix="dcprestage-cp-")
+    keystone_env = {}
+    if keystone_password:  # in a file of the run's private dir, removed with it; not in the env
+        keystone_file = os.path.join(control_dir, "keystone-password")
+        fd = os.open(keystone_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(keystone_password + "\n")
+        keystone_env[source.KEYSTONE_PASSWORD_FILE_ENV] = keystone_file
     extra_vars = dict(item.split("=", 1) for item in options.extra_var)
     extra_vars["prestage_state_dir"] = options.state_dir
     runner_dir = store_module.StateStore(options.state_dir).private_subdir(store_module.RUNNER_DIR)
@@ -255,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
             run_module.RUN_ID_ENV: run_id,
             run_module.CONTROL_DIR_ENV: control_dir,
             "ANSIBLE_SSH_CONTROL_PATH_DIR": control_dir,
+            **keystone_env,
         },
         quiet=True,
         rotate_artifacts=10,

@@ -145,7 +145,11 @@ class ApplyStrategy(ShowCommand):
                 check_appliable(strategy)
                 model.resume(strategy, {})  # the orchestrator died: run what it left again
             pid = launcher.start(
-                store.state_dir, inventory, password, model.largest_window(strategy)
+                store.state_dir,
+                inventory,
+                password,
+                model.largest_window(strategy),
+                keystone_password=ctx.keystone_password,
             )
             strategy.orchestrator = orchestrator_record(pid, via="dcprestage")
             strategy.orchestrator["applied-by"] = "dcprestage"

@@ -345,6 +345,7 @@ class PrestageSubcloud(ShowCommand):
                 forks=1,
                 extra_vars={"prestage_status_dir": store.state_dir,
                             "prestage_log_dir": store.logs_dir},
+                keystone_password=ctx.keystone_password,
             )  # fmt: skip
             strategy.orchestrator = orchestrator_record(pid, via="dcprestage")
             run_store.save_strategy(strategy)

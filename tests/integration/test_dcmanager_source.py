@@ -9,6 +9,7 @@ import yaml
 
 from tests.conftest import Workspace, tree_digest
 from tests.dcmanager_api import DcmanagerApi
+from tests.integration.test_cli_apply import Gated, gated  # noqa: F401 - the gated run fixture
 from tests.integration.test_inventory_plugin import ansible, inventory_list, plain
 
 pytestmark = pytest.mark.core_matrix
@@ -240,3 +241,26 @@ def test_the_config_is_the_clis_and_the_plugins(dcmanager_workspace: Workspace) 
     result = ansible(ws, "ansible-inventory", "-i", str(ws.config), "--list")
     assert result.returncode != 0
     assert message in " ".join(result.stderr.split())
+
+
+# --------------------------------------------------------------------------- a run it starts
+
+
+def test_apply_reads_dcmanager_in_the_run_and_keeps_its_password_off_disk(
+    dcmanager_workspace: Workspace,
+    gated: Gated,  # noqa: F811 - the fixture imported above
+) -> None:
+    """The run's inventory and its strategy action read dcmanager too: the Keystone password
+    reaches them in a private file of the run (removed with it), never in the environment that
+    ansible-runner writes to its artifacts, never in the state dir."""
+    ws = dcmanager_workspace
+    ws.run("prestage-strategy", "create", "subcloud7", check=True)
+    gated.open("subcloud7")
+    ws.run("prestage-strategy", "apply", check=True)
+    final = gated.wait(lambda s: s["strategy"]["state"] in ("complete", "failed"), "the run's end")
+    assert final["strategy"]["state"] == "complete", final
+    assert [s["state"] for s in final["steps"]] == ["complete"]
+    password = api_of(ws).password.encode()
+    files = [path for path in ws.state_dir.rglob("*") if path.is_file()]
+    assert any("artifacts" in path.parts for path in files)  # ansible-runner's record is there
+    assert not [path for path in files if password in path.read_bytes()]
