@@ -426,12 +426,12 @@ class DcmanagerClient:
 
     def add_group(self, fields: dict[str, Any]) -> dict[str, Any]:
         path = "/subcloud-groups"
-        body = json.dumps(fields).encode()
+        body = _json_body(fields)
         return _object(self.request("POST", path, body, "application/json"), "POST", self.url(path))
 
     def update_group(self, ref: str | int, fields: dict[str, Any]) -> dict[str, Any]:
         path = f"/subcloud-groups/{_quote(ref)}"
-        body = json.dumps(fields).encode()
+        body = _json_body(fields)
         return _object(
             self.request("PATCH", path, body, "application/json"), "PATCH", self.url(path)
         )
@@ -441,7 +441,20 @@ class DcmanagerClient:
 
 
 def _quote(ref: str | int) -> str:
-    return urllib.parse.quote(str(ref), safe="")
+    try:
+        return urllib.parse.quote(str(ref).encode("utf-8"), safe="")
+    except UnicodeEncodeError:  # bytes of a command line argument that are not UTF-8
+        raise PrestageError(f"{ref!r} is not UTF-8 text") from None
+
+
+def _json_body(fields: dict[str, Any]) -> bytes:
+    for key, value in fields.items():
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:  # a command line argument's bytes that are not UTF-8
+                raise PrestageError(f"Invalid group {key}: must be UTF-8 text") from None
+    return json.dumps(fields).encode()
 
 
 def _json(data: bytes, what: str, method: str, url: str) -> Any:
@@ -473,7 +486,11 @@ def multipart(fields: dict[str, str]) -> tuple[bytes, str]:
             f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
         )
     parts.append(f"--{boundary}--\r\n")
-    return "".join(parts).encode(), f"multipart/form-data; boundary={boundary}"
+    try:
+        body = "".join(parts).encode("utf-8")
+    except UnicodeEncodeError:  # a command line argument's bytes that are not UTF-8
+        raise PrestageError(f"Not UTF-8 text: {fields!r}") from None
+    return body, f"multipart/form-data; boundary={boundary}"
 
 
 # --------------------------------------------------------------------------- the registry model

@@ -4,10 +4,12 @@ loopback (tests/dcmanager_api.py) holding the example registry's groups and subc
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 import yaml
 
-from tests.conftest import Workspace, tree_digest
+from tests.conftest import DCPRESTAGE, Workspace, tree_digest
 from tests.dcmanager_api import DcmanagerApi
 from tests.integration.test_cli_apply import Gated, gated  # noqa: F401 - the gated run fixture
 from tests.integration.test_inventory_plugin import ansible, inventory_list, plain
@@ -264,3 +266,18 @@ def test_apply_reads_dcmanager_in_the_run_and_keeps_its_password_off_disk(
     files = [path for path in ws.state_dir.rglob("*") if path.is_file()]
     assert any("artifacts" in path.parts for path in files)  # ansible-runner's record is there
     assert not [path for path in files if password in path.read_bytes()]
+
+
+def test_arguments_that_are_not_utf8_are_one_line(dcmanager_workspace: Workspace) -> None:
+    ws = dcmanager_workspace
+    for args, message in [
+        ((b"subcloud-group", b"show", b"a\xffb"), "'a\\udcffb' is not UTF-8 text"),
+        ((b"subcloud-group", b"add", b"--name", b"a\xffb"),
+         "Invalid group name: must be UTF-8 text"),
+    ]:  # fmt: skip
+        result = subprocess.run(
+            [DCPRESTAGE.encode(), *args], capture_output=True, env=ws.env, cwd=ws.root,
+            timeout=60, check=False,
+        )  # fmt: skip
+        assert result.returncode == 1
+        assert result.stderr.decode() == message + "\n"
