@@ -85,7 +85,8 @@ def client(config: PrestageConfig) -> DcmanagerClient:
 
 
 def _registry_path(config: PrestageConfig) -> str:
-    assert config.registry_path is not None
+    if config.registry_path is None:  # pragma: no cover - callers check config.dcmanager first
+        raise PrestageError(f"The inventory config {config.path} names no registry file")
     return config.registry_path
 
 

@@ -11,7 +11,10 @@ import yaml
 
 from tests.conftest import DCPRESTAGE, Workspace, tree_digest
 from tests.dcmanager_api import DcmanagerApi
-from tests.integration.test_cli_apply import Gated, gated  # noqa: F401 - the gated run fixture
+from tests.integration.test_cli_apply import (  # pylint: disable=unused-import
+    Gated,
+    gated,  # noqa: F401 - the gated run fixture
+)
 from tests.integration.test_inventory_plugin import ansible, inventory_list, plain
 
 pytestmark = pytest.mark.core_matrix
