@@ -74,7 +74,7 @@ def make_certs(directory: Path) -> tuple[Path, Path, Path]:
 
 def db_from_registry(registry: Path) -> dict[str, Any]:
     """dcmanager's database ({"subcloud_groups", "subclouds"} in the API's detail shapes) holding
-    what a subcloud registry file holds (DC:api-ref/source/samples/subclouds/
+    what a subcloud registry file holds (starlingx/distcloud api-ref/source/samples/subclouds/
     subcloud-get-detail-response.json, subcloud-groups/subcloud-groups-get-response.json)."""
     data = yaml.safe_load(registry.read_text())
     groups = [

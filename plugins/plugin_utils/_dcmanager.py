@@ -16,7 +16,7 @@ What python-dcmanagerclient does, for the calls prestage needs:
   /v1.0/subclouds/<ref>/detail (DCC:api/v1/subcloud_manager.py:130, 112) gives it, one call per
   subcloud, made in a bounded thread pool;
 - subcloud groups: GET/POST /v1.0/subcloud-groups, GET/PATCH/DELETE /v1.0/subcloud-groups/<ref>
-  with JSON bodies (DCC:api/v1/subcloud_group_manager.py:120-149); a subcloud's group changes with a
+  with JSON bodies (DCC:api/v1/subcloud_group_manager.py:118-142); a subcloud's group changes with a
   multipart/form-data PATCH /v1.0/subclouds/<ref> of `group_id` (a group name or id, as
   DCC:commands/v1/subcloud_manager.py:687 sends it; DCC:api/v1/subcloud_manager.py:48-60).
 
@@ -533,12 +533,12 @@ def multipart(fields: dict[str, str]) -> tuple[bytes, str]:
 
 # --------------------------------------------------------------------------- the registry model
 #
-# Field names as dcmanager's API reference has them (DC:api-ref/source/samples/subclouds/
-# subclouds-get-response.json, subcloud-get-detail-response.json; subcloud-groups/
-# subcloud-groups-get-response.json) and python-dcmanagerclient reads them
-# (DCC:api/base.py:34-63, DCC:api/v1/subcloud_group_manager.py _json_to_resource).
+# Field names as dcmanager's API reference has them (starlingx/distcloud
+# api-ref/source/samples/subclouds/subclouds-get-response.json, subcloud-get-detail-response.json;
+# subcloud-groups/subcloud-groups-get-response.json) and python-dcmanagerclient reads them
+# (DCC:api/base.py:34-63, DCC:api/v1/subcloud_group_manager.py:55-65).
 
-# dcmanager's states (DC:dccommon/consts.py AVAILABILITY_*, MANAGEMENT_*)
+# dcmanager's states (DC:dccommon/consts.py:181-186)
 AVAILABILITY_STATES = ("online", "offline")
 MANAGEMENT_STATES = ("managed", "unmanaged")
 # What dcmanager says when it could not read a subcloud's OAM address (an offline subcloud

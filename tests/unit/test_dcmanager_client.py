@@ -70,7 +70,8 @@ def test_dcmanager_prestage_fields_are_carried(dcmanager_api: DcmanagerApi) -> N
 
 
 def test_group_max_parallel_as_a_string_is_read(dcmanager_api: DcmanagerApi) -> None:
-    # DC:api-ref/source/samples/subcloud-groups/subcloud-group-get-response.json has "3"
+    # starlingx/distcloud api-ref/source/samples/subcloud-groups/subcloud-group-get-response.json
+    # has "3"
     dcmanager_api.edit_db(lambda db: db["subcloud_groups"][1].update(max_parallel_subclouds="3"))
     group = fetch_registry(client_of(dcmanager_api), addresses=False).group("First_10_Subclouds")
     assert group.max_parallel_subclouds == 3
