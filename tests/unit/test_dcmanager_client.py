@@ -356,3 +356,65 @@ def test_detail_calls_are_made_only_when_the_list_lacks_the_address(
     fetch_registry(client, addresses=False)
     assert calls == []
     assert json.loads(json.dumps(calls)) == []
+
+
+@pytest.fixture
+def broken_dcmanager():
+    """A Keystone that issues a token whose catalog names itself as dcmanager, and a dcmanager
+    whose answers are not what the API says (plain HTTP on loopback): what the lab's faithful
+    server never sends."""
+    import http.server  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+
+    answers: dict[str, tuple[int, bytes]] = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+        def _answer(self) -> None:
+            if self.path == "/v3/auth/tokens":
+                base = f"http://127.0.0.1:{self.server.server_address[1]}"
+                catalog = [{"type": "dcmanager", "endpoints": [
+                    {"interface": "public", "region_id": "SystemController",
+                     "url": f"{base}/v1.0"}]}]  # fmt: skip
+                body = json.dumps({"token": {"catalog": catalog}}).encode()
+                self.send_response(201)
+                self.send_header("X-Subject-Token", "t")
+            else:
+                status, body = answers.get(self.path, (404, b""))
+                self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _answer
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", answers
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("answer", "problem"),
+    [
+        ((200, b"<html>oops</html>"), "the answer is not JSON"),
+        ((200, b'{"subcloud_groups": {"id": 1}}'), "the answer has no 'subcloud_groups' list"),
+        ((500, b""), "no message (dcmanager GET"),
+    ],
+)
+def test_answers_that_are_not_the_apis_are_one_line(broken_dcmanager, answer, problem) -> None:
+    base, answers = broken_dcmanager
+    answers["/v1.0/subcloud-groups"] = answer
+    settings = dcmanager_settings(
+        {"auth_url": f"{base}/v3", "username": "u", "project_name": "p"}, "/", "inv.yml"
+    )
+    with pytest.raises(DcmanagerError) as failure:
+        fetch_registry(DcmanagerClient(settings, "pw"))
+    message = one_line(failure.value)
+    assert problem in message
+    assert f"{base}/v1.0/subcloud-groups" in message
