@@ -56,6 +56,7 @@ from ansible_collections.distcloud.prestage.plugins.plugin_utils._errors import 
     PrestageError,
 )
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._registry import (
+    ANSIBLE_RESERVED_GROUPS,
     DEFAULT_GROUP_ID,
     Group,
     Registry,
@@ -654,6 +655,12 @@ def fetch_registry(client: DcmanagerClient, addresses: bool | Iterable[str] = Tr
                 f"dcmanager GET {groups_url}: subcloud_groups[{index}] "
                 f"({item.get('name', '?')}): {exc}"
             ) from None
+    for group in groups:  # it would merge into Ansible's own group (or the system controller's)
+        if group.name.lower() in ANSIBLE_RESERVED_GROUPS:
+            raise DcmanagerError(
+                f"dcmanager GET {groups_url}: subcloud group {group.name!r} has the name of an "
+                "Ansible group (rename it in dcmanager)"
+            )
     by_id = {g.id: g for g in groups}
     if len(by_id) != len(groups) or len({g.name for g in groups}) != len(groups):
         raise DcmanagerError(f"dcmanager GET {groups_url}: two subcloud groups share an id or name")

@@ -61,7 +61,7 @@ MAX_GROUP_DESCRIPTION_LEN = 255
 _GROUP_NAME_FORBIDDEN = set(".*+?|()[]{}^$")
 # Ansible's own group names, and the system controller's group (plugin_utils/_config.py
 # SC_GROUP); a subcloud group of that name would merge into them.
-_ANSIBLE_RESERVED_GROUPS = ("all", "ungrouped", "system_controller")
+ANSIBLE_RESERVED_GROUPS = ("all", "ungrouped", "system_controller")
 
 MANAGEMENT_STATES = ("managed", "unmanaged")
 AVAILABILITY_STATES = ("online", "offline")
@@ -171,7 +171,7 @@ def group_name_problem(name: Any) -> str | None:
         return "must not be all digits"
     if name.lower() == DEFAULT_GROUP_NAME.lower():
         return f"'{DEFAULT_GROUP_NAME}' is reserved"
-    if name.lower() in _ANSIBLE_RESERVED_GROUPS:
+    if name.lower() in ANSIBLE_RESERVED_GROUPS:
         return f"'{name}' is reserved by Ansible"
     if len(name) > MAX_GROUP_NAME_LEN:
         return f"must be at most {MAX_GROUP_NAME_LEN} characters"

@@ -418,3 +418,13 @@ def test_answers_that_are_not_the_apis_are_one_line(broken_dcmanager, answer, pr
     message = one_line(failure.value)
     assert problem in message
     assert f"{base}/v1.0/subcloud-groups" in message
+
+
+def test_a_group_named_like_an_ansible_group_is_refused(dcmanager_api: DcmanagerApi) -> None:
+    dcmanager_api.edit_db(lambda db: db["subcloud_groups"][2].update(name="all"))
+    with pytest.raises(DcmanagerError) as failure:
+        fetch_registry(client_of(dcmanager_api))
+    assert one_line(failure.value) == (
+        f"dcmanager GET {dcmanager_api.dcmanager}/subcloud-groups: subcloud group 'all' has the "
+        "name of an Ansible group (rename it in dcmanager)"
+    )
