@@ -167,13 +167,6 @@ class PrestageConfig:
     system_controller: SystemController
     dcmanager: DcmanagerSettings | None = None
 
-    @property
-    def source_name(self) -> str:
-        """Where the subclouds come from, for messages."""
-        if self.dcmanager is not None:
-            return f"dcmanager (Keystone {self.dcmanager.auth_url})"
-        return f"the registry {self.registry_path}"
-
 
 def resolve_config_path(explicit: str | None) -> str:
     """-i/--inventory, else DCPRESTAGE_INVENTORY, else ./inventory/subclouds.yml."""
