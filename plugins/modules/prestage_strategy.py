@@ -26,6 +26,8 @@ options:
     description:
       - The C(distcloud.prestage.subclouds) inventory config (registry and system controller).
       - Not read when I(registry) is given.
+      - With its C(dcmanager) source, a new strategy is made from what dcmanager says at that
+        moment (the Keystone password from the environment variable the config names).
     type: path
   registry:
     description:
