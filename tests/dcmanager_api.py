@@ -201,6 +201,11 @@ def start_dcmanager_api(
     directory: Path, db: dict[str, Any], token_ttl: float | None = None
 ) -> DcmanagerApi:
     """Start the server on 127.0.0.1 (free ports) with db; returns once it listens."""
+    script = server_script()
+    if not script.is_file():
+        raise AssertionError(
+            f"The lab's dcmanager API server {script} is missing (${SERVER_ENV} names another)"
+        )
     directory.mkdir(parents=True, exist_ok=True)
     ca, cert, key = make_certs(directory)
     db_path = directory / "dcmanager-db.json"
@@ -210,7 +215,7 @@ def start_dcmanager_api(
     password_file.write_text(password + "\n")
     password_file.chmod(0o600)
     command = [
-        sys.executable, str(server_script()), "--address", "127.0.0.1",
+        sys.executable, str(script), "--address", "127.0.0.1",
         "--keystone-port", "0", "--dcmanager-port", "0", "--cert", str(cert), "--key", str(key),
         "--db", str(db_path), "--password-file", str(password_file),
     ]  # fmt: skip
