@@ -159,7 +159,9 @@ compose:
 
 # Then:
 #   ansible-inventory -i inventory/subclouds.yml --graph
+#   ansible-playbook -i inventory/subclouds.yml playbooks/prestage.yml -l First_10_Subclouds
 
+---
 # inventory/dcmanager-subclouds.yml: the subclouds as the system controller's dcmanager has them
 plugin: distcloud.prestage.subclouds
 dcmanager:
@@ -177,7 +179,6 @@ cache: true
 cache_plugin: ansible.builtin.jsonfile
 cache_connection: ~/.cache/dcprestage-inventory
 cache_timeout: 600
-#   ansible-playbook -i inventory/subclouds.yml playbooks/prestage.yml -l First_10_Subclouds
 """
 
 from typing import Any  # noqa: E402

@@ -31,14 +31,19 @@ FINAL_STRATEGY = ("complete", "failed", "aborted")
 class Ops:
     """dcprestage and ansible-playbook against the lab, with a state dir of the test's own."""
 
-    def __init__(self, lab, tmp_path: Path) -> None:
+    def __init__(self, lab, tmp_path: Path, inventory: Path | None = None) -> None:
+        """inventory: the inventory config (default the lab's registry one; the lab's
+        dcmanager-subclouds.yml reads the system controller's dcmanager API, its Keystone
+        password in OS_PASSWORD)."""
         self.lab = lab
+        self.inventory = inventory or lab.inventory
         self.state_dir = tmp_path / "state"
         self.outputs: list[str] = []
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("DCPRESTAGE", "ANSIBLE"))},
             "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-            "DCPRESTAGE_INVENTORY": str(lab.inventory),
+            "DCPRESTAGE_INVENTORY": str(self.inventory),
+            "OS_PASSWORD": lab.keystone_password,
             "DCPRESTAGE_STATE_DIR": str(self.state_dir),
             "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
             "ANSIBLE_HOME": str(tmp_path / "ansible-home"),
@@ -58,7 +63,7 @@ class Ops:
     def playbook(self, *args: str) -> subprocess.CompletedProcess[str]:
         secrets = self.lab.ansible_secrets(self.state_dir.parent)  # 0600 inventory source
         result = subprocess.run(
-            [str(VENV_BIN / "ansible-playbook"), "-i", str(self.lab.inventory), "-i", str(secrets),
+            [str(VENV_BIN / "ansible-playbook"), "-i", str(self.inventory), "-i", str(secrets),
              str(ROOT / "playbooks" / "prestage.yml"),
              "-e", f"prestage_state_dir={self.state_dir}", *args],
             capture_output=True, text=True, env=self.env, cwd=ROOT, timeout=900, check=False,

@@ -40,9 +40,12 @@ def steps(ops: Ops) -> dict[str, dict]:
     }
 
 
-def test_the_seed_procedure(lab, tmp_path) -> None:
+@pytest.mark.parametrize("source", ["registry", "dcmanager"])
+def test_the_seed_procedure(lab, tmp_path, source: str) -> None:
+    """With either source of subclouds and groups: the registry file, or the system controller's
+    dcmanager API (the group edits of the troubleshooting part then go to dcmanager)."""
     lab.up(max(8, len(lab.subclouds)))
-    ops = Ops(lab, tmp_path)
+    ops = Ops(lab, tmp_path, lab.dcmanager_inventory if source == "dcmanager" else None)
 
     # 1. Create a prestage strategy for a specific subcloud ... apply ... monitor ... delete
     created = table(ops, "prestage-strategy", "create", "--for-install", "--release", "24.09",
