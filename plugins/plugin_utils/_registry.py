@@ -574,6 +574,17 @@ def find_entry(entries: Any, key: str, value: Any) -> Any:
 # --------------------------------------------------------------------------- group commands
 
 
+def new_group_fields(
+    description: str | None, update_apply_type: str | None, max_parallel_subclouds: int | None
+) -> tuple[str, str, int]:
+    """A new group's fields, dcmanager's defaults for those not given (either source)."""
+    return (
+        GROUP_DEFAULT_DESCRIPTION if description is None else description,
+        update_apply_type or GROUP_DEFAULT_APPLY_TYPE,
+        GROUP_DEFAULT_MAX_PARALLEL if max_parallel_subclouds is None else max_parallel_subclouds,
+    )
+
+
 def add_group(
     path: str,
     name: str,
@@ -583,10 +594,9 @@ def add_group(
     max_parallel_subclouds: int | None = None,
 ) -> Group:
     """subcloud-group add: dcmanager's checks in dcmanager's order, then append to the file."""
-    description = GROUP_DEFAULT_DESCRIPTION if description is None else description
-    update_apply_type = update_apply_type or GROUP_DEFAULT_APPLY_TYPE
-    if max_parallel_subclouds is None:
-        max_parallel_subclouds = GROUP_DEFAULT_MAX_PARALLEL
+    description, update_apply_type, max_parallel_subclouds = new_group_fields(
+        description, update_apply_type, max_parallel_subclouds
+    )
     _check_group_fields(name, description, update_apply_type, max_parallel_subclouds)
     created: dict[str, Group] = {}
 

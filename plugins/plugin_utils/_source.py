@@ -31,9 +31,6 @@ from ansible_collections.distcloud.prestage.plugins.plugin_utils._errors import 
     PrestageError,
 )
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._registry import (
-    GROUP_DEFAULT_APPLY_TYPE,
-    GROUP_DEFAULT_DESCRIPTION,
-    GROUP_DEFAULT_MAX_PARALLEL,
     Group,
     Registry,
 )
@@ -154,13 +151,14 @@ def add_group(
             update_apply_type=update_apply_type,
             max_parallel_subclouds=max_parallel_subclouds,
         )
+    description, update_apply_type, max_parallel_subclouds = registry_file.new_group_fields(
+        description, update_apply_type, max_parallel_subclouds
+    )
     fields = {
         "name": name,
-        "description": GROUP_DEFAULT_DESCRIPTION if description is None else description,
-        "update_apply_type": update_apply_type or GROUP_DEFAULT_APPLY_TYPE,
-        "max_parallel_subclouds": (
-            GROUP_DEFAULT_MAX_PARALLEL if max_parallel_subclouds is None else max_parallel_subclouds
-        ),
+        "description": description,
+        "update_apply_type": update_apply_type,
+        "max_parallel_subclouds": max_parallel_subclouds,
     }
     return _group(config, client(config).add_group, fields)
 

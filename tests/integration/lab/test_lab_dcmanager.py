@@ -5,26 +5,17 @@ from __future__ import annotations
 
 import json
 import os
-import time
 
 import pytest
 import yaml
 from labctl.testing import Lab
 
+from tests.integration.lab.test_lab_faults import poll
+
 pytestmark = [
     pytest.mark.lab,
     pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root"),
 ]
-
-
-def poll(condition, timeout: float = 15.0, interval: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    while True:
-        if condition():
-            return True
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(interval)
 
 
 def test_the_api_serves_the_registrys_subclouds(lab: Lab) -> None:
