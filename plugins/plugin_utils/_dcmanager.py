@@ -396,9 +396,10 @@ class DcmanagerClient:
                     self._reauthenticate(generation)
                 continue
             if status == 401:
+                # not its body: dcmanager's 401 text repeats the token it refused
                 raise DcmanagerError(
-                    f"dcmanager {method} {url}: HTTP 401 even with a new Keystone token: "
-                    f"{error_text(data) or 'Unauthorized'}",
+                    f"dcmanager {method} {url}: HTTP 401 (Unauthorized) even with a new Keystone "
+                    "token",
                     status,
                 )
             if not 200 <= status < 300:
