@@ -84,12 +84,15 @@ class Ops:
         return next(s for s in strategy["steps"] if s["cloud"] == cloud)
 
     def assert_no_password_left(self) -> None:
-        secret = self.lab.password.encode()
-        for path in self.state_dir.rglob("*"):
-            if path.is_file() and path.name != "sysadmin_password":
-                assert secret not in path.read_bytes(), path
-        for text in self.outputs:
-            assert self.lab.password not in text
+        """Neither the subclouds' sysadmin password (but in the strategy's own 0600 file) nor the
+        system controller's Keystone password (the dcmanager source) in the state dir or the
+        output of any command."""
+        for secret in (self.lab.password, self.lab.keystone_password):
+            for path in self.state_dir.rglob("*"):
+                if path.is_file() and path.name != "sysadmin_password":
+                    assert secret.encode() not in path.read_bytes(), path
+            for text in self.outputs:
+                assert secret not in text
 
 
 class Recorder:
