@@ -41,14 +41,14 @@ def test_offline_and_unmanaged_faults_show_in_the_api_and_their_undo(lab: Lab) -
     lab.fault("offline", "subcloud3")
     lab.fault("unmanaged", "subcloud3")
     try:
-        _, detail = lab.dcmanager_api("/subclouds/subcloud3/detail", token)
+        _status, detail = lab.dcmanager_api("/subclouds/subcloud3/detail", token)
         assert detail["availability-status"] == "offline"
         assert detail["management-state"] == "unmanaged"
         assert detail["oam_floating_ip"] == "unavailable"  # dcmanager cannot ask it
     finally:
         lab.fault("unmanaged", "subcloud3", undo=True)
         lab.fault("offline", "subcloud3", undo=True)
-    _, detail = lab.dcmanager_api("/subclouds/subcloud3/detail", token)
+    _status, detail = lab.dcmanager_api("/subclouds/subcloud3/detail", token)
     assert detail["availability-status"] == "online"
     assert detail["management-state"] == "managed"
     assert detail["oam_floating_ip"] == lab.address("subcloud3")

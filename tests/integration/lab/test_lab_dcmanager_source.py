@@ -51,8 +51,8 @@ def test_ansible_inventory_graph_from_dcmanager(lab, tmp_path: Path) -> None:
     inventory = str(VENV_BIN / "ansible-inventory")
     graph = _run([inventory, "-i", str(lab.dcmanager_inventory), "--graph"], env).stdout
     listed = json.loads(_run([inventory, "-i", str(lab.dcmanager_inventory), "--list"], env).stdout)
-    _, groups = lab.dcmanager_api("/subcloud-groups")
-    _, subclouds = lab.dcmanager_api("/subclouds")
+    _status, groups = lab.dcmanager_api("/subcloud-groups")
+    _status, subclouds = lab.dcmanager_api("/subclouds")
     for group in groups["subcloud_groups"]:
         members = sorted(s["name"] for s in subclouds["subclouds"] if s["group_id"] == group["id"])
         assert f"@{group['name']}:" in graph
@@ -69,7 +69,7 @@ def test_a_subcloud_offline_in_dcmanager_is_skipped_at_create(lab, tmp_path: Pat
     offline = lab.subclouds[1]
     lab.fault("offline", offline)
     try:
-        _, detail = lab.dcmanager_api(f"/subclouds/{offline}/detail")
+        _status, detail = lab.dcmanager_api(f"/subclouds/{offline}/detail")
         assert detail["availability-status"] == "offline"
         _cli(lab, env, "prestage-strategy", "create", "--sysadmin-password", lab.password)
         steps = json.loads(_cli(lab, env, "strategy-step", "list", "-f", "json"))
