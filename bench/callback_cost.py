@@ -4,8 +4,10 @@
 N hosts (default 5,000, local, never contacted) each run a trivial two-task play (a debug task in
 the precheck phase and an action that reports completion), once with
 `strategy: distcloud.prestage.prestage` and the prestage_state callback recording every step to
-strategy.json, and once with the built-in `host_pinned` strategy and no callback, same forks.
-Reports wall and CPU seconds of each, and the difference per host.
+strategy.json (each step's transitions with their times included) - with its progress lines and
+end summary, and without them (DCPRESTAGE_PROGRESS=false) - and once with the built-in
+`host_pinned` strategy and no callback, same forks. Reports wall and CPU seconds of each, the
+difference per host, and how many lines each printed.
 
 The prestage strategy is made from what the system controller says about itself: here the facts
 of tests/conftest.py (a 25.09 system controller), given to prestage_strategy as an extra var.
@@ -58,14 +60,15 @@ PLAY = """
 """
 
 
-def run(args: list[str], env: dict[str, str]) -> tuple[float, float]:
+def run(args: list[str], env: dict[str, str], output: Path) -> tuple[float, float, int]:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run(args, env=env, check=True, stdout=subprocess.DEVNULL)
+    with output.open("w") as out:
+        subprocess.run(args, env=env, check=True, stdout=out)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return wall, cpu
+    return wall, cpu, len(output.read_text().splitlines())
 
 
 def main() -> None:
@@ -100,24 +103,32 @@ def main() -> None:
                     "-e", "sysadmin_password=bench", "-e", facts]  # fmt: skip
         results = {}
         variants = (
-            ("host_pinned (callback idle)", "host_pinned"),
-            ("prestage strategy + state callback", "distcloud.prestage.prestage"),
-        )
-        for name, strategy in variants:
+            ("host_pinned (callback idle)", "host_pinned", {}),
+            ("prestage strategy + callback, progress", "distcloud.prestage.prestage", {}),
+            ("prestage strategy + callback, no progress", "distcloud.prestage.prestage",
+             {"DCPRESTAGE_PROGRESS": "false"}),
+        )  # fmt: skip
+        for number, (name, strategy, extra) in enumerate(variants):
             prepare = "" if strategy == "host_pinned" else PREPARE.format(window=options.window)
             (work / "play.yml").write_text(prepare + PLAY.format(strategy=strategy))
+            state = work / f"state{number}"
             results[name] = run(
-                [str(BIN / "ansible-playbook"), *playbook, str(work / "play.yml")], env
+                [str(BIN / "ansible-playbook"), *playbook, str(work / "play.yml")],
+                {**env, "DCPRESTAGE_STATE_DIR": str(state), **extra},
+                work / f"output{number}.txt",
             )
-        steps = json.loads((work / "state" / "strategy.json").read_text())["steps"]
-        assert all(s["state"] == "complete" for s in steps), "the recorded run did not complete"
+            if strategy != "host_pinned":
+                steps = json.loads((state / "strategy.json").read_text())["steps"]
+                assert all(s["state"] == "complete" for s in steps), "the run did not complete"
+                assert all(s["phases"] for s in steps), "the transitions were not recorded"
         print(f"hosts: {options.hosts}, forks/window: {options.window}")
-        for name, (wall, cpu) in results.items():
-            print(f"  {name:38s} wall {wall:7.1f} s   cpu {cpu:7.1f} s   "
-                  f"cpu/host {1000 * cpu / options.hosts:6.1f} ms")  # fmt: skip
-        (base_wall, base_cpu), (ours_wall, ours_cpu) = results.values()
-        print(f"  ratio (ours / host_pinned): wall {ours_wall / base_wall:.2f}, "
-              f"cpu {ours_cpu / base_cpu:.2f}")  # fmt: skip
+        for name, (wall, cpu, lines) in results.items():
+            print(f"  {name:42s} wall {wall:7.1f} s   cpu {cpu:7.1f} s   "
+                  f"cpu/host {1000 * cpu / options.hosts:6.1f} ms   {lines} lines")  # fmt: skip
+        base_wall, base_cpu, _lines = next(iter(results.values()))
+        for name, (wall, cpu, _lines) in list(results.items())[1:]:
+            print(f"  ratio ({name} / host_pinned): wall {wall / base_wall:.2f}, "
+                  f"cpu {cpu / base_cpu:.2f}")  # fmt: skip
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -25,6 +25,7 @@ from ansible_collections.distcloud.prestage.plugins.plugin_utils._checks import 
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._prestage_task import (
     subcloud_from_vars,
 )
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._strategy import skip_details
 
 MODULE = "distcloud.prestage.prestage_precheck"
 
@@ -47,9 +48,7 @@ class ActionModule(ActionBase):
         # prestage_status: this step owns the subcloud now, so its own 'prestaging' is no reason
         reason = initial_skip_reason(subcloud, None)
         if reason:
-            result["prestage_skip_reason"] = reason
-            result["msg"] = f"Prestage skipped '{name}': {reason}"
-            return result
+            return _skipped(result, name, reason)
 
         sc = params["sc_release_info"]
         result["prestage_sc_release_info"] = sc
@@ -83,8 +82,7 @@ class ActionModule(ActionBase):
             return result
         skip = outcome.get("prestage_skip_reason")
         if skip:
-            result["msg"] = f"Prestage skipped '{name}': {skip}"
-            return result
+            return _skipped(result, name, skip)
         if outcome.get("prestage_failure"):
             result.update(failed=True, msg=outcome["prestage_failure"])
             return result
@@ -95,3 +93,10 @@ class ActionModule(ActionBase):
             else "The subcloud can be prestaged"
         )
         return result
+
+
+def _skipped(result: dict[str, Any], name: str, reason: str) -> dict[str, Any]:
+    """A subcloud precheck skips: a skipped task in Ansible's output and stats, with the reason
+    (the step ends complete, as dcmanager ends it)."""
+    result.update(skipped=True, prestage_skip_reason=reason, msg=skip_details(name, reason))
+    return result

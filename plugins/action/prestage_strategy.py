@@ -14,6 +14,7 @@ from ansible_collections.distcloud.prestage.plugins.module_utils._strategy_args 
     PRESTAGE_STRATEGY_ARGS,
     option_problem,
 )
+from ansible_collections.distcloud.prestage.plugins.plugin_utils import _history as history
 from ansible_collections.distcloud.prestage.plugins.plugin_utils import _logs as logs
 from ansible_collections.distcloud.prestage.plugins.plugin_utils import _source as source
 from ansible_collections.distcloud.prestage.plugins.plugin_utils import _strategy as model
@@ -37,7 +38,14 @@ from ansible_collections.distcloud.prestage.plugins.plugin_utils._store import (
 
 # Options a survey may leave unanswered: an empty string is "not given".
 _OPTIONAL = ("release", "prestage_type", "subcloud_apply_type", "max_parallel_subclouds",
-             "stop_on_failure", "force", "group", "limit")  # fmt: skip
+             "stop_on_failure", "force", "group", "limit", "retry_failed")  # fmt: skip
+# The options a retry takes from the last strategy: the extra var each comes from
+_RETRY_TAKES = {
+    "release": "release",
+    "subcloud_apply_type": "subcloud_apply_type",
+    "max_parallel_subclouds": "max_parallel_subclouds",
+    "group": "prestage_group",
+}
 
 
 class ActionModule(ActionBase):
@@ -70,11 +78,25 @@ class ActionModule(ActionBase):
                 f"{' '.join(str(facts.get('msg') or 'no answer').split())}"
             )
         store = StateStore(run_state_dir(params["state_dir"], task_vars))
+        if params["retry_failed"] and (problem := self._retry_conflict(params)):
+            raise PrestageError(problem)
         # The play runs in our parent: that process is the orchestrator from now on.
         orchestrator = orchestrator_record(os.getppid(), via="ansible-playbook")
+        retried = None
         with store.locked():
             strategy = store.load_strategy()
-            if strategy is None:
+            if strategy is not None and params["retry_failed"]:
+                raise PrestageError(model.MSG_EXISTS)
+            if strategy is None and params["retry_failed"]:
+                request, record = history.retry_request(store.state_dir)
+                strategy = model.build_strategy(
+                    request, facts, self._registry(params), store.prestage_statuses()
+                )
+                model.check_play_hosts(strategy, params["hosts"])
+                retried = history.retry_note(record, strategy)
+                model.apply(strategy, orchestrator)
+                action = "created"
+            elif strategy is None:
                 strategy = self._create(params, store)
                 model.apply(strategy, orchestrator)
                 action = "created"
@@ -123,7 +145,24 @@ class ActionModule(ActionBase):
             "force": strategy.force,
             "steps": len(strategy.steps),
             "strategy": fields,
+            **({"retried": retried} if retried else {}),
         }
+
+    @staticmethod
+    def _retry_conflict(params: dict[str, Any]) -> str | None:
+        """The options given beside prestage_retry_failed (a survey's unanswered ones, false and
+        the default type are not given)."""
+        given = [var for key, var in _RETRY_TAKES.items() if params[key] is not None]
+        given += [
+            name
+            for name, value in (
+                ("prestage_type", params["prestage_type"] == "for_sw_deploy"),
+                ("stop_on_failure", params["stop_on_failure"]),
+                ("force", params["force"]),
+            )
+            if value
+        ]
+        return history.retry_conflict(history.RETRY_VAR, given)
 
     def _create(self, params: dict[str, Any], store: StateStore) -> model.Strategy:
         registry = self._registry(params)

@@ -39,6 +39,31 @@ options:
     ini:
       - section: distcloud_prestage
         key: log_dir
+  progress:
+    description:
+      - Progress lines in the play's output (and so in an AWX job's output), next to the stdout
+        callback's own - C(PRESTAGE stage k/n started ...) when a stage starts, a line for each
+        subcloud that is skipped (with its reason) or fails (with its details and log), the
+        counts of C(dcprestage strategy-step list) when they changed (at most one line per
+        I(progress_interval), and one a minute while nothing changes) - and at the end of the run
+        a summary - the counts, the failed subclouds with their reasons and logs, the slowest
+        subclouds.
+    type: bool
+    default: true
+    env:
+      - name: DCPRESTAGE_PROGRESS
+    ini:
+      - section: distcloud_prestage
+        key: progress
+  progress_interval:
+    description: Shortest time, in seconds, between two counts lines of the progress.
+    type: float
+    default: 5.0
+    env:
+      - name: DCPRESTAGE_PROGRESS_INTERVAL
+    ini:
+      - section: distcloud_prestage
+        key: progress_interval
   flush_interval:
     description: Longest time, in seconds, a recorded change waits before it is written.
     type: float
@@ -59,6 +84,10 @@ from ansible.plugins.callback import CallbackBase  # noqa: E402
 
 from ansible_collections.distcloud.prestage.plugins.plugin_utils import (  # noqa: E402
     _strategy as model,
+)
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._progress import (  # noqa: E402
+    Progress,
+    summary_lines,
 )
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._run import (  # noqa: E402
     StrategyRun,
@@ -86,6 +115,7 @@ class CallbackModule(CallbackBase):
         self._log_dir = ""
         self._logs: dict[str, IO[str]] = {}
         self._secrets: list[str] = []
+        self._progress: Progress | None = None
 
     # ------------------------------------------------------------ the strategy plugin starts us
 
@@ -112,6 +142,9 @@ class CallbackModule(CallbackBase):
         )
         self.run.begin()
         os.makedirs(self._log_dir, mode=0o700, exist_ok=True)
+        if self.get_option("progress"):
+            interval = float(self.get_option("progress_interval"))
+            self._progress = Progress(interval=max(interval, 0.0))
         return self.run
 
     def set_secrets(self, play_context: Any) -> None:
@@ -123,6 +156,11 @@ class CallbackModule(CallbackBase):
     def end_run(self) -> None:
         if self.run is not None:
             self.run.finish()
+            if warning := self.run.keep_report():
+                self._display.warning(warning)
+            progress, self._progress = self._progress, None
+            if progress is not None:  # once: the play's end and the stats both end the run
+                self._show(summary_lines(self.run.current()))
         for handle in self._logs.values():
             handle.close()
         self._logs.clear()
@@ -135,6 +173,8 @@ class CallbackModule(CallbackBase):
         name = host.get_name()
         self.run.enter_phase(name, phase)
         self._log(name, f"TASK [{task.get_name()}] started ({phase})")
+        if self._progress is not None and (step := self.run.step(name)) is not None:
+            self._show(self._progress.step_entered(self.run.current(), step))
 
     def v2_runner_on_ok(self, result: Any) -> None:
         if self.run is None or self._phase(result._task) is None:
@@ -145,9 +185,7 @@ class CallbackModule(CallbackBase):
         versions = data.get("prestage_versions")
         # the log's last line is written before the step's state: a final step's log is whole
         if data.get("prestage_skip_reason"):
-            self._log(name, model.skip_details(name, str(data["prestage_skip_reason"])))
-            self._close(name)
-            self.run.skip(name, str(data["prestage_skip_reason"]))
+            self._skip(name, str(data["prestage_skip_reason"]))
         elif data.get("prestage_complete"):
             self._log(name, "prestage complete")
             self._close(name)
@@ -174,13 +212,27 @@ class CallbackModule(CallbackBase):
         self._fail(name, phase, message, result._result)
 
     def v2_runner_on_skipped(self, result: Any) -> None:
-        if self.run is not None and self._phase(result._task) is not None:
-            self._log(result._host.get_name(), "skipped")
+        if self.run is None or self._phase(result._task) is None:
+            return
+        name = result._host.get_name()
+        self._log(name, "skipped")
+        reason = result._result.get("prestage_skip_reason")
+        if reason:  # precheck's skip (else a task its `when` skipped)
+            self._skip(name, str(reason))
 
     def v2_playbook_on_stats(self, stats: Any) -> None:
         self.end_run()
 
     # ------------------------------------------------------------ helpers
+
+    def _skip(self, name: str, reason: str) -> None:
+        """The subcloud is skipped (its step ends complete, the reason in its details)."""
+        if self.run is None:
+            return
+        self._log(name, model.skip_details(name, reason))
+        self._close(name)
+        self.run.skip(name, reason)
+        self._step_ended(name)
 
     def _fail(self, name: str, phase: str, message: str, data: dict[str, Any]) -> None:
         if self.run is None:
@@ -204,6 +256,29 @@ class CallbackModule(CallbackBase):
         """A step failed (whoever noticed): its log ends with the reason."""
         self._log(name, line)
         self._close(name)
+        self._step_ended(name)
+
+    # ------------------------------------------------------------ progress lines
+
+    def progress_tick(self) -> None:
+        """Called often by the strategy plugin: the counts line when one is due."""
+        progress, run = self._progress, self.run
+        if progress is None or run is None:
+            return
+        clock = time.monotonic()
+        if progress.due(clock, run.revision):
+            self._display.display(progress.counts(run.current(), clock, run.revision))
+
+    def _step_ended(self, name: str) -> None:
+        if self._progress is not None and self.run is not None:
+            step = self.run.step(name)
+            if step is not None:
+                self._show(self._progress.step_ended(step))
+        self.progress_tick()
+
+    def _show(self, lines: list[str]) -> None:
+        for line in lines:
+            self._display.display(self._scrub(line))
 
     @staticmethod
     def _phase(task: Any) -> str | None:

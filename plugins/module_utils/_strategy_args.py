@@ -29,6 +29,7 @@ PRESTAGE_STRATEGY_ARGS = dict(
     limit=dict(type="str"),
     hosts=dict(type="list", elements="str", required=True),
     forks=dict(type="int"),
+    retry_failed=dict(type="bool", default=False),
 )
 
 # The options whose value is a count: Ansible's int conversion takes "٣", " 3" and "3.0"

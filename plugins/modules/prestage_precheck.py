@@ -19,8 +19,9 @@ description:
     health (C(system health-query), unless O(force)), its releases (C(software list)), and, for
     install, what is prestaged and the free space in C(/opt/platform-backup); and plans the
     packages phase (RV(install)).
-  - A reason to skip the subcloud is returned as RV(prestage_skip_reason) (the task is ok); a
-    reason to fail it fails the task with that reason as its message, in StarlingX's words.
+  - A reason to skip the subcloud is returned as RV(prestage_skip_reason) and the task is
+    skipped (Ansible's output and stats show the subcloud skipped); a reason to fail it fails the
+    task with that reason as its message, in StarlingX's words.
   - Read only; supports check mode.
 extends_documentation_fragment:
   - distcloud.prestage.prestage

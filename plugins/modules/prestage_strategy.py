@@ -97,6 +97,21 @@ options:
         is refused before it changes, as the C(distcloud.prestage.prestage) strategy would
         refuse to run it.
     type: int
+  retry_failed:
+    description:
+      - Make the strategy of the subclouds whose step failed in the last strategy - the newest
+        record of the state dir's history, kept when a strategy is deleted (C(dcprestage
+        strategy-history list)) - with that strategy's settings (release, type, force, stop on
+        failure, subcloud apply type and max parallel subclouds; group by group when it ran
+        group by group), as C(dcprestage prestage-strategy create --retry-failed) does.
+      - Refused when a strategy exists, when there is no record or the newest has no failed
+        step, and when given with I(release), I(prestage_type=for_sw_deploy),
+        I(subcloud_apply_type), I(max_parallel_subclouds), I(stop_on_failure=true),
+        I(force=true) or I(group). The play's hosts must hold the subclouds to retry.
+      - Under AWX each job has a state dir of its own, with no earlier strategy; relaunch the
+        job on its failed hosts instead (the subclouds whose step failed are failed hosts).
+    type: bool
+    default: false
 author:
   - distcloud.prestage contributors (@distcloud-prestage)
 """
@@ -145,6 +160,10 @@ strategy:
   description: The strategy as C(dcprestage prestage-strategy show) prints it.
   returned: success
   type: dict
+retried:
+  description: With I(retry_failed), which strategy's failures are retried, and which subclouds.
+  returned: when a strategy was created with I(retry_failed)
+  type: str
 """
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402

@@ -33,7 +33,7 @@ def history_dir(store: StateStore) -> str:
     return os.path.join(store.logs_dir, HISTORY_DIR)
 
 
-def _label(timestamp: str) -> str:
+def label(timestamp: str) -> str:
     """A directory name from a timestamp ('2026-12-01 03:18:14.123456' -> 2026-12-01T03-18-14)."""
     text = timestamp.split(".", 1)[0].replace(" ", "T").replace(":", "-")
     return re.sub(r"[^0-9A-Za-z_-]", "_", text) or "unknown"
@@ -55,21 +55,24 @@ def strategy_logs(store: StateStore) -> list[str]:
     return found
 
 
-def retire_logs(store: StateStore, created_at: str | None, now: str) -> str | None:
+def retire_logs(
+    store: StateStore, created_at: str | None, now: str, into: str | None = None
+) -> str | None:
     """Move the current strategy's logs into the history (hold the state dir's lock).
 
     created_at is the strategy's (on delete); None means the logs belong to no strategy (on
-    create), labelled by now. Returns the directory they went to, None when there were none.
+    create), labelled by now. into is the label to use, free here (the strategy's history record
+    has it: _history.free_label). Returns the directory they went to, None when there were none.
     """
     names = strategy_logs(store)
     if not names:
         return None
-    label = _label(created_at) if created_at else f"{_label(now)}-earlier"
-    target = os.path.join(history_dir(store), label)
+    base = into or (label(created_at) if created_at else f"{label(now)}-earlier")
+    target = os.path.join(history_dir(store), base)
     suffix = 1
     while os.path.lexists(target):
         suffix += 1
-        target = os.path.join(history_dir(store), f"{label}.{suffix}")
+        target = os.path.join(history_dir(store), f"{base}.{suffix}")
     try:
         os.makedirs(target, mode=0o700)
         for name in names:

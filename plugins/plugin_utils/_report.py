@@ -28,13 +28,20 @@ SUMMARY_STAT = "prestage_summary"
 def orphan_warning(strategy: model.Strategy, state_dir: str | None = None) -> str | None:
     """The warning for a strategy that claims to run while its orchestrator is gone (crash,
     reboot), naming the state dir when given; None when there is nothing to say."""
+    problem = orphan_problem(strategy, state_dir)
+    return f"Warning: {problem}" if problem else None
+
+
+def orphan_problem(strategy: model.Strategy, state_dir: str | None = None) -> str | None:
+    """`the orchestrator of this strategy ... is not running; ...` for a strategy that claims to
+    run while its orchestrator is gone; None otherwise."""
     if strategy.state not in model.RUNNING_STATES or is_running(strategy.orchestrator):
         return None
     pid = strategy.orchestrator.get("pid")
     who = f" (pid {pid})" if pid else ""
     where = f" in {state_dir}" if state_dir else ""
     return (
-        f"Warning: the orchestrator of this strategy{where}{who} is not running; "
+        f"the orchestrator of this strategy{where}{who} is not running; "
         "'dcprestage prestage-strategy apply' resumes it, 'abort' stops it."
     )
 
@@ -56,12 +63,7 @@ def strategy_summary(strategy: model.Strategy, state_dir: str) -> dict[str, Any]
             for step in strategy.steps
             if step.state == model.STEP_FAILED
         ],
-        "skipped": [
-            step.cloud
-            for step in strategy.steps
-            if step.state == model.STEP_COMPLETE
-            and step.details.startswith(model.skip_details(step.cloud, ""))
-        ],
+        "skipped": [step.cloud for step in strategy.steps if step.skipped],
     }
 
 

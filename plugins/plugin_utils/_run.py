@@ -33,6 +33,7 @@ from ansible_collections.distcloud.prestage.plugins.plugin_utils._errors import 
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._orchestrator import (
     orchestrator_record,
 )
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._report_file import keep_report
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._store import (
     StateStore,
     SubcloudStatus,
@@ -220,6 +221,10 @@ class StrategyRun:
         self._abort_seen: float | None = None
         self._pid = os.getpid()
         self._handlers: dict[int, Any] = {}
+        self._report_kept = False
+        self.revision = 0  # counts the changes of the strategy, by this run or merged in
+        self._index: dict[str, model.Step] = {}
+        self._indexed: list[model.Step] | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -279,6 +284,19 @@ class StrategyRun:
         self._dirty = True
         self.flush(force=True)
 
+    def keep_report(self) -> str | None:
+        """After finish: a final strategy's picture kept in the state dir (_report_file). Never
+        fails the run: returns the warning to show when it cannot be written."""
+        strategy = self.current()
+        if strategy.state not in model.STRATEGY_FINAL or self._report_kept:
+            return None
+        self._report_kept = True  # once: the play's end and the stats both end the run
+        try:
+            keep_report(self.store, strategy)
+        except Exception as exc:  # pylint: disable=broad-exception-caught  # a picture only
+            return f"Cannot keep the report of this prestage run: {exc}"
+        return None
+
     # ------------------------------------------------------------------ what the strategy reads
 
     def admitting(self) -> bool:
@@ -328,6 +346,7 @@ class StrategyRun:
             self._set_status(cloud, prestage_status=None, error=None)
         if stopped:
             self._dirty = True
+            self.revision += 1
         log_reason(self.store, stopped, reason)
 
     # ------------------------------------------------------------------ signals
@@ -381,7 +400,7 @@ class StrategyRun:
 
     def enter_phase(self, cloud: str, phase: str) -> None:
         state = model.PHASE_STEP_STATES.get(phase)
-        step = self._step(cloud)
+        step = self.step(cloud)
         if state is None or step is None or step.final or step.state == state:
             return
         if model.step_rank(state) < model.step_rank(step.state):
@@ -404,7 +423,7 @@ class StrategyRun:
         self._changed()
 
     def fail(self, cloud: str, reason: str) -> None:
-        step = self._step(cloud)
+        step = self.step(cloud)
         if step is None or step.final:
             return
         self._owned.add(cloud)
@@ -430,7 +449,7 @@ class StrategyRun:
 
     def host_finished(self, cloud: str) -> None:
         """The play has nothing left for this subcloud; a step still running did not complete."""
-        step = self._step(cloud)
+        step = self.step(cloud)
         if step is not None and step.in_progress:
             self.fail(cloud, "the play ended for this subcloud before prestage completed")
 
@@ -484,6 +503,7 @@ class StrategyRun:
         if theirs.state in model.RUNNING_STATES and all(s.final for s in theirs.steps):
             theirs.state = model.roll_up(theirs)
         self.strategy = theirs
+        self.revision += 1
 
     # ------------------------------------------------------------------ helpers
 
@@ -492,14 +512,17 @@ class StrategyRun:
             raise PrestageError("the prestage run has not begun")
         return self.strategy
 
-    def _step(self, cloud: str) -> model.Step | None:
-        try:
-            return self.current().step(cloud)
-        except PrestageError:
-            return None
+    def step(self, cloud: str) -> model.Step | None:
+        """The step of a subcloud (None if it has none), by an index of the current steps: the
+        callback asks at every task of every subcloud."""
+        steps = self.current().steps
+        if self._indexed is not steps:
+            self._index = {step.cloud: step for step in steps}
+            self._indexed = steps
+        return self._index.get(cloud)
 
     def _final_or_unknown(self, cloud: str) -> bool:
-        step = self._step(cloud)
+        step = self.step(cloud)
         return step is None or step.final
 
     def _set_status(self, cloud: str, **values: Any) -> None:
@@ -510,6 +533,7 @@ class StrategyRun:
 
     def _changed(self) -> None:
         self._dirty = True
+        self.revision += 1
         self.flush()
 
     def _file_signature(self) -> tuple[int, int, int] | None:

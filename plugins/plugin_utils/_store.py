@@ -199,6 +199,19 @@ def _parse_json(text: str) -> Any:
     return data
 
 
+def parse_strategy(text: str, name: str, hint: str = "") -> Strategy:
+    """A strategy document's text (strategy.json, or a kept record of one) read strictly; a
+    StateFileError starting with name (e.g. "State file <path>"), hint after a corrupt one."""
+    try:
+        data = _parse_json(text)
+    except (ValueError, RecursionError):  # nested too deep for json: not ours either
+        raise StateFileError(f"{name} is corrupt (not JSON){hint}") from None
+    try:
+        return Strategy.from_dict(data)
+    except StateFileError as exc:
+        raise StateFileError(f"{name} {exc}") from None
+
+
 class StateStore:
     """One state dir. Construct freely: nothing is created until something is written.
 
@@ -353,16 +366,9 @@ class StateStore:
         text = _read_state_file(self.strategy_path)
         if text is None:
             return None
-        try:
-            data = _parse_json(text)
-        except (ValueError, RecursionError):  # nested too deep for json: not ours either
-            raise StateFileError(
-                f"State file {self.strategy_path} is corrupt (not JSON); move it away to continue"
-            ) from None
-        try:
-            return Strategy.from_dict(data)
-        except StateFileError as exc:
-            raise StateFileError(f"State file {self.strategy_path} {exc}") from None
+        return parse_strategy(
+            text, f"State file {self.strategy_path}", "; move it away to continue"
+        )
 
     def require_strategy(self) -> Strategy:
         strategy = self.load_strategy()

@@ -111,6 +111,8 @@ STEP_FIELDS = ("cloud", "stage", "state", "details", "started_at", "finished_at"
 STEP_DETAIL_FIELDS = (*STEP_FIELDS, "created_at", "updated_at")
 # `strategy-step show`'s row for a step that ran more than once (after a crash)
 STEP_ATTEMPTS_FIELD = "earlier attempts"
+# `strategy-step show`'s rows for a step that has started: how long it and each phase took
+STEP_DURATION_FIELDS = ("duration", "phase durations")
 
 SCHEMA = 1
 
@@ -150,6 +152,41 @@ class Stage:
 
 
 @dataclass
+class Phase:
+    """A step's transition: the state it entered, seconds after the step started (its
+    started_at). Offsets keep the per-step history small: 5,000 steps write it every flush."""
+
+    state: str
+    offset: float
+
+
+def seconds_text(seconds: float) -> str:
+    """A duration as operators read it: 42.1 s, 3 min 07 s, 2 h 05 min."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    whole = round(seconds)
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60:02d} s"
+    return f"{whole // 3600} h {whole % 3600 // 60:02d} min"
+
+
+def phases_to_list(phases: list[Phase]) -> list[list[Any]]:
+    return [[p.state, p.offset] for p in phases]
+
+
+def parse_time(text: str | None) -> datetime | None:
+    """A timestamp of now() (or dcmanager's, without microseconds) back as a UTC datetime."""
+    if not text:
+        return None
+    for fmt in ("%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S"):
+        try:
+            return datetime.strptime(text, fmt).replace(tzinfo=UTC)
+        except ValueError:
+            continue
+    return None
+
+
+@dataclass
 class Attempt:
     """An earlier attempt of a step that did not finish (its orchestrator stopped): the times it
     ran, the state it had reached and why it ended. Kept in the state file as a small list per
@@ -160,6 +197,8 @@ class Attempt:
     finished_at: str | None
     state: str
     reason: str
+    # the attempt's transitions (see Step.phases)
+    phases: list[Phase] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -168,6 +207,7 @@ class Attempt:
             "finished-at": self.finished_at,
             "state": self.state,
             "reason": self.reason,
+            **({"phases": phases_to_list(self.phases)} if self.phases else {}),
         }
 
     def text(self) -> str:
@@ -190,6 +230,9 @@ class Step:
     updated_at: str | None = None
     # Earlier attempts of this step, oldest first (see Attempt): empty until a run is resumed.
     attempts: list[Attempt] = field(default_factory=list)
+    # Every state this attempt entered, in order, with its time (the run's picture is drawn
+    # from them); the first is at offset 0, the step's started_at.
+    phases: list[Phase] = field(default_factory=list)
 
     @property
     def final(self) -> bool:
@@ -199,6 +242,11 @@ class Step:
     def in_progress(self) -> bool:
         return self.state in STEP_IN_PROGRESS
 
+    @property
+    def skipped(self) -> bool:
+        """Precheck skipped it (dcmanager ends such a step complete, saying so in details)."""
+        return self.state == STEP_COMPLETE and self.details.startswith(skip_details(self.cloud, ""))
+
     def row(self, detailed: bool = False) -> tuple[Any, ...]:
         values = (self.cloud, self.stage, self.state, self.details, self.started_at,
                   self.finished_at)  # fmt: skip
@@ -207,6 +255,37 @@ class Step:
     def attempts_text(self) -> str:
         """The earlier attempts, one line each, oldest first."""
         return "\n".join(attempt.text() for attempt in self.attempts)
+
+    def duration_row(self, until: datetime | None = None) -> tuple[str, str]:
+        """Values for STEP_DURATION_FIELDS ('-' before the step started)."""
+        total = self.duration(until)
+        if total is None:
+            return "-", "-"
+        spans = ", ".join(f"{state} {seconds_text(s)}" for state, s in self.phase_durations(until))
+        return seconds_text(total), spans or "-"
+
+    def duration(self, until: datetime | None = None) -> float | None:
+        """Seconds from started_at to finished_at (or to until, default now, while it runs);
+        None before it started."""
+        start = parse_time(self.started_at)
+        if start is None:
+            return None
+        end = parse_time(self.finished_at) or until or datetime.now(UTC)
+        return max((end - start).total_seconds(), 0.0)
+
+    def phase_durations(self, until: datetime | None = None) -> list[tuple[str, float]]:
+        """How long each in-progress state of this attempt lasted (the last one, while it runs,
+        until now), in order."""
+        if not self.phases:
+            return []
+        total = self.duration(until) or 0.0
+        spans = []
+        for index, phase in enumerate(self.phases):
+            if phase.state not in STEP_IN_PROGRESS:
+                continue
+            end = self.phases[index + 1].offset if index + 1 < len(self.phases) else total
+            spans.append((phase.state, max(end - phase.offset, 0.0)))
+        return spans
 
 
 @dataclass
@@ -304,6 +383,7 @@ class Strategy:
                     "updated-at": s.updated_at,
                     # only when there are some: 5,000 fresh steps stay as small as before
                     **({"attempts": [a.to_dict() for a in s.attempts]} if s.attempts else {}),
+                    **({"phases": phases_to_list(s.phases)} if s.phases else {}),
                 }
                 for s in self.steps
             ],
@@ -355,6 +435,7 @@ class _Reader:
                 created_at=self._str(s, "created-at", "steps[]"),
                 updated_at=self._opt_str(s, "updated-at", "steps[]"),
                 attempts=self._attempts(s),
+                phases=self._phases(s, "steps[]"),
             )
             for s in self._list(doc.get("steps"), "steps")
         ]
@@ -403,9 +484,30 @@ class _Reader:
                 finished_at=self._opt_str(a, "finished-at", where),
                 state=self._choice(a, "state", STEP_STATES, where),
                 reason=self._str(a, "reason", where),
+                phases=self._phases(a, where),
             )
             for a in self._list(step.get("attempts", []), "steps[].attempts")
         ]
+
+    @staticmethod
+    def _phases(data: dict[str, Any], where: str) -> list[Phase]:
+        """A step's transitions; a state file written before they were kept has none."""
+        raw = data.get("phases", [])
+        phases = []
+        if isinstance(raw, list):
+            for item in raw:
+                if not (
+                    isinstance(item, list)
+                    and len(item) == 2
+                    and item[0] in STEP_STATES
+                    and isinstance(item[1], (int, float))
+                    and not isinstance(item[1], bool)
+                ):
+                    break
+                phases.append(Phase(item[0], float(item[1])))
+            else:
+                return phases
+        raise StateFileError(f"{where}.phases is not a list of [state, seconds]")
 
     @staticmethod
     def _mapping(value: Any, where: str) -> dict[str, Any]:
@@ -479,6 +581,8 @@ class CreateRequest:
     force: bool = False
     # all subclouds, but only these (a playbook run limited to some hosts)
     only: set[str] | None = None
+    # all subclouds, but only these, each of which must exist (a retry of the failed ones)
+    subclouds: tuple[str, ...] | None = None
 
 
 def validate_request(request: CreateRequest) -> None:
@@ -526,6 +630,8 @@ def build_strategy(
     if failure:
         raise PrestageError(failure)
     created_at = created_at or now()
+    for name in request.subclouds or ():
+        registry.subcloud(name)  # "Subcloud <name> does not exist"
 
     if request.cloud_name is not None:  # "" is a subcloud name that does not exist, not "all"
         subcloud = registry.subcloud(request.cloud_name)
@@ -593,9 +699,10 @@ def _explicit_settings(request: CreateRequest) -> tuple[str | None, int]:
 
 
 def _within(subclouds: list[Subcloud], request: CreateRequest) -> list[Subcloud]:
-    if request.only is None:
-        return subclouds
-    return [s for s in subclouds if s.name in request.only]
+    for names in (request.only, request.subclouds):
+        if names is not None:
+            subclouds = [s for s in subclouds if s.name in names]
+    return subclouds
 
 
 def _eligible(candidates: list[Subcloud], statuses: dict[str, str | None]) -> list[Subcloud]:
@@ -651,8 +758,10 @@ def interrupt(step: Step, reason: str, at: str) -> None:
             finished_at=at,
             state=step.state,
             reason=reason,
+            phases=step.phases,
         )
     )
+    step.phases = []
     step.state = STEP_INITIAL
     step.details = ""
     step.started_at = None
@@ -696,6 +805,46 @@ def abandon(strategy: Strategy, at: str | None = None) -> None:
             _finish(step, STEP_ABORTED, f"{step.state}: the orchestrator stopped", at)
     strategy.state = roll_up(strategy)
     strategy.updated_at = at
+
+
+# How an operator counts steps: skipped apart from complete, every in-progress state as running.
+TALLY_KEYS = ("complete", "skipped", "failed", "aborted", "running", "waiting")
+
+
+def tally(steps: Iterable[Step]) -> dict[str, int]:
+    """Steps per TALLY_KEYS (in that order, zeros included)."""
+    counts = dict.fromkeys(TALLY_KEYS, 0)
+    for step in steps:
+        if step.skipped:
+            counts["skipped"] += 1
+        elif step.in_progress:
+            counts["running"] += 1
+        elif step.state == STEP_INITIAL:
+            counts["waiting"] += 1
+        else:
+            counts[step.state] += 1
+    return counts
+
+
+def elapsed(strategy: Strategy, now: datetime | None = None) -> float | None:
+    """Seconds from the first step's start to the strategy's end (or to now while it runs);
+    None before any step started."""
+    starts = [t for s in strategy.steps if (t := parse_time(s.started_at)) is not None]
+    if not starts:
+        return None
+    end = (parse_time(strategy.updated_at) if strategy.state in STRATEGY_FINAL else None) or now
+    end = end or datetime.now(UTC)
+    return max((end - min(starts)).total_seconds(), 0.0)
+
+
+def counts_text(strategy: Strategy, now: datetime | None = None) -> str:
+    """`applying: 12 steps: 3 complete, 1 skipped, ... - elapsed 1 min 02 s`: strategy-step
+    list's counts line and the run's progress lines."""
+    counts = tally(strategy.steps)
+    shown = ", ".join(f"{counts[key]} {key}" for key in TALLY_KEYS)
+    line = f"{strategy.state}: {len(strategy.steps)} steps: {shown}"
+    took = elapsed(strategy, now)
+    return f"{line} - elapsed {seconds_text(took)}" if took is not None else line
 
 
 def largest_window(strategy: Strategy) -> int:
@@ -789,6 +938,7 @@ def set_step_state(
         step.state = state
         step.details = _clip(details)
         step.updated_at = at
+        _mark(step, state, at)
     strategy.updated_at = at
     if state == STEP_FAILED and strategy.stop_on_failure and strategy.state == APPLYING:
         strategy.state = FAILED  # stop admitting at once; running steps still finish
@@ -810,6 +960,15 @@ def _finish(step: Step, state: str, details: str, at: str) -> None:
     step.details = _clip(details)
     step.finished_at = at
     step.updated_at = at
+    if step.started_at is not None:
+        _mark(step, state, at)
+
+
+def _mark(step: Step, state: str, at: str) -> None:
+    """Record the transition in the step's history (offset from its started_at, in ms)."""
+    start, moment = parse_time(step.started_at), parse_time(at)
+    offset = (moment - start).total_seconds() if start and moment else 0.0
+    step.phases.append(Phase(state, round(max(offset, 0.0), 3)))
 
 
 def _clip(details: str, limit: int = DETAILS_MAX_LEN) -> str:

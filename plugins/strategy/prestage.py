@@ -28,6 +28,13 @@ description:
     C($DCPRESTAGE_SSH_KEEPALIVE_INTERVAL) and C($DCPRESTAGE_SSH_KEEPALIVE_COUNT), default 15 and
     4.
   - Subclouds whose steps are already final (a resumed strategy) are not run again.
+  - Every subcloud whose step failed in the run is a failed host in the run's stats (its recap,
+    AWX's host summary), also when no task of it failed (its play ended before prestage
+    completed), so AWX's relaunch on failed hosts runs exactly the failed subclouds again.
+  - Progress lines in the play's output come from the C(distcloud.prestage.prestage_state)
+    callback (its C(progress) options). The stdout callback is told the play runs host by host
+    (as for the C(free) strategy), so it prints a task's banner with its first result instead of
+    an empty banner each time a subcloud starts the task.
   - When the play ends, publishes a summary of the strategy read back from its state dir -
     counts per step state, failed subclouds with their reasons - as the custom stat
     C(prestage_summary) (what C(ansible.builtin.set_stats) with C(per_host=false) sets), so an
@@ -73,6 +80,7 @@ from ansible_collections.distcloud.prestage.plugins.plugin_utils._run import (  
     abort_timeout,
 )
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._strategy import (  # noqa: E402
+    STEP_FAILED,
     check_forks,
 )
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._window import (  # noqa: E402
@@ -168,6 +176,24 @@ class CoreAccess:
     def run_error(self) -> int:
         return self.tqm.RUN_ERROR
 
+    def run_failed_hosts(self) -> int:
+        return self.tqm.RUN_FAILED_HOSTS
+
+    def counted_failed(self, name: str) -> bool:
+        """Whether the run's stats count the host failed (AWX's failed host: failures or dark)."""
+        stats = self.tqm._stats
+        return bool(stats.failures.get(name) or stats.dark.get(name))
+
+    def count_failure(self, name: str) -> None:
+        """One more failure of the host in the run's stats (its recap, AWX's host summary)."""
+        self.tqm._stats.increment("failures", name)
+
+    def show_as_free(self, iterator: Any) -> None:
+        """Tell the stdout callback this play runs host by host, as the free strategy it is built
+        on does: the default callback prints a task's banner with its first result then, not an
+        empty banner at every start of the task on each host (the play it keeps is this one)."""
+        iterator._play.strategy = "ansible.builtin.free"
+
     def set_run_stat(self, name: str, value: Any) -> None:
         """A custom stat of the whole run, as set_stats with per_host=false sets it."""
         self.tqm._stats.set_custom_stats(name, value)
@@ -182,6 +208,7 @@ class StrategyModule(FreeStrategyModule):
 
     def run(self, iterator: Any, play_context: Any) -> Any:
         self._set_hosts_cache(iterator._play)
+        self._core.show_as_free(iterator)
         self._ensure_password(iterator, play_context)
         self._ssh_keepalives(iterator)
         if self._core.play_vars(iterator).get(PASSWORD_ONLY_VAR):
@@ -198,6 +225,7 @@ class StrategyModule(FreeStrategyModule):
                 run.set_abort_timeout(abort_timeout(timeout))
             self._window = Window(run, self._core.play_hosts())
             check_forks(run.current(), self._core.forks())
+            before = run.step_states()
         except PrestageError as exc:
             if self._callback.run is not None:
                 self._callback.end_run()
@@ -207,6 +235,8 @@ class StrategyModule(FreeStrategyModule):
         finally:
             self._callback.end_run()
             self._publish_summary(run.store.state_dir)
+        if self._fail_hosts_of_failed_steps(run, before):
+            result |= self._core.run_failed_hosts()
         if run.write_error:
             display.error(run.write_error)
             return self._core.run_error()
@@ -217,6 +247,7 @@ class StrategyModule(FreeStrategyModule):
         if self._window is None:  # run() sets it before the free strategy asks
             return super().get_hosts_left(iterator)
         self._window.run.tick()
+        self._callback.progress_tick()
 
         def finished(name: str) -> bool:
             if self._core.is_unreachable(name):
@@ -226,6 +257,21 @@ class StrategyModule(FreeStrategyModule):
             return not self._core.has_next_task(iterator, self._core.host(name))
 
         return [self._core.host(name) for name in self._window.admit(finished)]
+
+    def _fail_hosts_of_failed_steps(self, run: Any, before: dict[str, str]) -> bool:
+        """Every subcloud whose step failed in this run is a failed host of the run's stats - also
+        when no task of it failed (the play ended for it before it completed):
+        AWX's relaunch on failed hosts prestages exactly them. True when there is one."""
+        hosts = set(self._core.play_hosts())
+        failed = False
+        for step in run.current().steps:
+            if step.state != STEP_FAILED or before.get(step.cloud) == STEP_FAILED:
+                continue
+            if step.cloud in hosts:
+                failed = True
+                if not self._core.counted_failed(step.cloud):
+                    self._core.count_failure(step.cloud)
+        return failed
 
     def _publish_summary(self, state_dir: str) -> None:
         try:

@@ -113,6 +113,16 @@ class _ContextMixin:
     app: Any
     # a command that may ask for confirmation (see confirm) takes --yes
     confirms = False
+    # The columns the command prints: -c is checked against them before anything is done or said
+    # (cliff checks only when printing: after a change was made, or after a warning).
+    fields: tuple[str, ...] = ()
+
+    def _check_columns(self, parsed_args: argparse.Namespace) -> None:
+        columns = getattr(parsed_args, "columns", None)
+        if self.fields and columns and not set(columns) & set(self.fields):
+            raise PrestageError(
+                f"No recognized column names in {columns}. Recognized columns are {self.fields}."
+            )
 
     @property
     def ctx(self) -> Context:
@@ -130,16 +140,8 @@ class _ContextMixin:
 class ShowCommand(_ContextMixin, ShowOne):
     """A command printing one vertical Field/Value table."""
 
-    # The fields the command prints: -c is checked against them before anything is done or said
-    # (cliff checks only when printing: after a change was made, or after a warning).
-    fields: tuple[str, ...] = ()
-
     def run(self, parsed_args: argparse.Namespace) -> int:
-        columns = getattr(parsed_args, "columns", None)
-        if self.fields and columns and not set(columns) & set(self.fields):
-            raise PrestageError(
-                f"No recognized column names in {columns}. Recognized columns are {self.fields}."
-            )
+        self._check_columns(parsed_args)
         return super().run(parsed_args)
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
@@ -148,6 +150,10 @@ class ShowCommand(_ContextMixin, ShowOne):
 
 class ListCommand(_ContextMixin, Lister):
     """A command printing one table of rows."""
+
+    def run(self, parsed_args: argparse.Namespace) -> int:
+        self._check_columns(parsed_args)
+        return super().run(parsed_args)
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         return self._finish_parser(super().get_parser(prog_name))

@@ -16,7 +16,7 @@ from cliff.commandmanager import CommandManager  # noqa: E402
 from cliff.complete import CompleteCommand  # noqa: E402
 from cliff.help import HelpCommand  # noqa: E402
 
-from dcprestage import __version__, strategy, subclouds  # noqa: E402
+from dcprestage import __version__, history, report, strategy, subclouds  # noqa: E402
 from dcprestage._base import Context, one_line_errors  # noqa: E402
 
 COMMANDS: dict[str, type] = {
@@ -25,8 +25,11 @@ COMMANDS: dict[str, type] = {
     "prestage-strategy show": strategy.ShowStrategy,
     "prestage-strategy abort": strategy.AbortStrategy,
     "prestage-strategy delete": strategy.DeleteStrategy,
+    "prestage-strategy report": report.ReportStrategy,
     "strategy-step list": strategy.ListSteps,
     "strategy-step show": strategy.ShowStep,
+    "strategy-history list": history.ListHistory,
+    "strategy-history show": history.ShowHistory,
     "subcloud list": subclouds.ListSubclouds,
     "subcloud show": subclouds.ShowSubcloud,
     "subcloud update": subclouds.UpdateSubcloud,

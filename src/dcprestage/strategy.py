@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 from typing import Any
 
+from ansible_collections.distcloud.prestage.plugins.plugin_utils import _history as history
 from ansible_collections.distcloud.prestage.plugins.plugin_utils import _logs as logs
 from ansible_collections.distcloud.prestage.plugins.plugin_utils import _report as report
 from ansible_collections.distcloud.prestage.plugins.plugin_utils import _strategy as model
@@ -20,6 +22,7 @@ from ansible_collections.distcloud.prestage.plugins.plugin_utils._store import (
     resolve_state_dir,
 )
 from dcprestage import _launcher as launcher
+from dcprestage import _watch as watch
 from dcprestage._base import ListCommand, ShowCommand, confirm, decimal
 
 
@@ -81,20 +84,52 @@ class CreateStrategy(ShowCommand):
             help="sysadmin password, will be prompted if not provided "
             "(or taken from DCPRESTAGE_SYSADMIN_PASSWORD).",
         )
+        parser.add_argument(
+            history.RETRY_FLAG,
+            action="store_true",
+            help="Prestage again the subclouds whose step failed in the last strategy (the "
+            "newest of 'strategy-history list'), with its settings.",
+        )
         return parser
 
+    # the options a retry takes from the last strategy, as the user typed them
+    _RETRY_TAKES = (
+        ("cloud_name", "cloud_name"), ("group", "--group"),
+        ("subcloud_apply_type", "--subcloud-apply-type"),
+        ("max_parallel_subclouds", "--max-parallel-subclouds"),
+        ("stop_on_failure", "--stop-on-failure"), ("release", "--release"),
+        ("for_install", "--for-install"), ("for_sw_deploy", "--for-sw-deploy"),
+        ("force", "--force"),
+    )  # fmt: skip
+
+    def _request(self, parsed_args: argparse.Namespace) -> model.CreateRequest:
+        """The request of the options, or of the last strategy's failures with --retry-failed."""
+        if not parsed_args.retry_failed:
+            return model.CreateRequest(
+                cloud_name=parsed_args.cloud_name,
+                group=parsed_args.group,
+                subcloud_apply_type=parsed_args.subcloud_apply_type,
+                max_parallel_subclouds=parsed_args.max_parallel_subclouds,
+                stop_on_failure=parsed_args.stop_on_failure,
+                release=parsed_args.release,
+                for_install=parsed_args.for_install,
+                for_sw_deploy=parsed_args.for_sw_deploy,
+                force=parsed_args.force,
+            )
+        given = [
+            flag
+            for key, flag in self._RETRY_TAKES
+            if getattr(parsed_args, key) not in (None, False)
+        ]
+        if problem := history.retry_conflict(history.RETRY_FLAG, given):
+            raise PrestageError(problem)
+        if self.ctx.store.load_strategy() is not None:
+            raise PrestageError(model.MSG_EXISTS)
+        request, _record = history.retry_request(self.ctx.store.state_dir)
+        return request
+
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
-        request = model.CreateRequest(
-            cloud_name=parsed_args.cloud_name,
-            group=parsed_args.group,
-            subcloud_apply_type=parsed_args.subcloud_apply_type,
-            max_parallel_subclouds=parsed_args.max_parallel_subclouds,
-            stop_on_failure=parsed_args.stop_on_failure,
-            release=parsed_args.release,
-            for_install=parsed_args.for_install,
-            for_sw_deploy=parsed_args.for_sw_deploy,
-            force=parsed_args.force,
-        )
+        request = self._request(parsed_args)
         model.validate_request(request)
         ctx = self.ctx
         store = ctx.store
@@ -107,6 +142,9 @@ class CreateStrategy(ShowCommand):
             # Another create may have won while the password was typed.
             if store.load_strategy() is not None:
                 raise PrestageError(model.MSG_EXISTS)
+            record = None
+            if parsed_args.retry_failed:  # the history as it is now, under the lock
+                request, record = history.retry_request(store.state_dir)
             strategy = model.build_strategy(
                 request, ctx.sc_facts, ctx.registry, store.prestage_statuses()
             )
@@ -119,6 +157,8 @@ class CreateStrategy(ShowCommand):
                 with contextlib.suppress(OSError):
                     store.remove_strategy()
                 raise
+        if record is not None:
+            print(history.retry_note(record, strategy), file=sys.stderr)
         return strategy_table(strategy)
 
 
@@ -230,15 +270,30 @@ class DeleteStrategy(ShowCommand):
         with store.locked():
             strategy = store.require_strategy()
             model.check_deletable(strategy)
-            strategy.updated_at = model.now()
-            # first: logs that cannot move are an error before anything is removed
-            logs.retire_logs(store, strategy.created_at, strategy.updated_at)
+            deleted_at = model.now()
+            # first the record and the logs: either failing is an error before anything is
+            # removed (a record written before the logs failed to move goes again)
+            name = history.free_label(store, strategy.created_at)
+            record = history.save(store, strategy, name, deleted_at)
+            try:
+                logs.retire_logs(store, strategy.created_at, deleted_at, into=name)
+            except PrestageError:
+                with contextlib.suppress(OSError):
+                    os.unlink(record.path)
+                raise
             store.remove_strategy()
+            with contextlib.suppress(PrestageError, OSError):
+                history.prune(store.state_dir)
+        strategy.updated_at = deleted_at
         return strategy_table(strategy, state=model.DELETING)
 
 
 class ListSteps(ListCommand):
     """List the steps of the prestage strategy, one per subcloud."""
+
+    fields = model.STEP_FIELDS
+
+    _strategy: model.Strategy | None = None  # the one listed (not for --merge)
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
@@ -249,7 +304,42 @@ class ListSteps(ListCommand):
             help="List the steps of these state dirs (the slices of an AWX sliced job) as one "
             "strategy, stages and steps in order; --state-dir is not read.",
         )
+        parser.add_argument(
+            "--watch",
+            action="store_true",
+            help="Follow the strategy until it is final: redrawn in place on a terminal, a line "
+            "per change otherwise.",
+        )
+        parser.add_argument(
+            "--interval",
+            type=watch.interval,
+            default=watch.DEFAULT_INTERVAL,
+            help=f"Seconds between refreshes of --watch (default {watch.DEFAULT_INTERVAL:g}).",
+        )
         return parser
+
+    def run(self, parsed_args: argparse.Namespace) -> int:
+        if not parsed_args.watch:
+            return super().run(parsed_args)
+        if parsed_args.merge:
+            raise PrestageError("--watch follows one state dir; it cannot be combined with --merge")
+        if parsed_args.formatter != "table" or parsed_args.columns:
+            raise PrestageError("--watch prints its own view; it cannot be combined with -f or -c")
+        store = self.ctx.store
+        store.require_strategy()
+        try:
+            watch.follow(store.load_strategy, parsed_args.interval)
+        except KeyboardInterrupt:
+            print(file=sys.stdout)
+            return 130
+        return 0
+
+    def produce_output(self, parsed_args: argparse.Namespace, column_names: Any, data: Any) -> int:
+        status = super().produce_output(parsed_args, column_names, data)
+        if parsed_args.formatter == "table" and self._strategy is not None:
+            # after dcmanager's table, on stderr: the table on stdout stays dcmanager's
+            print(model.counts_text(self._strategy), file=sys.stderr)
+        return status
 
     def take_action(self, parsed_args: argparse.Namespace) -> tuple[Any, Any]:
         if parsed_args.merge:
@@ -260,6 +350,7 @@ class ListSteps(ListCommand):
             return model.STEP_FIELDS, [step.row() for step in steps]
         strategy = self.ctx.store.require_strategy()
         warn_if_orphaned(strategy)
+        self._strategy = strategy
         return model.STEP_FIELDS, [step.row() for step in strategy.steps]
 
     def _registry_ids(self) -> dict[str, int]:
@@ -273,7 +364,7 @@ class ListSteps(ListCommand):
 class ShowStep(ShowCommand):
     """Show the details of one strategy step."""
 
-    fields = (*model.STEP_DETAIL_FIELDS, model.STEP_ATTEMPTS_FIELD)
+    fields = (*model.STEP_DETAIL_FIELDS, *model.STEP_DURATION_FIELDS, model.STEP_ATTEMPTS_FIELD)
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)
@@ -284,6 +375,11 @@ class ShowStep(ShowCommand):
         strategy = self.ctx.store.require_strategy()
         step = strategy.step(parsed_args.cloud_name)  # an error is one line, without the warning
         warn_if_orphaned(strategy)
-        if not step.attempts:  # dcmanager's rows; earlier attempts only when there were some
-            return model.STEP_DETAIL_FIELDS, step.row(detailed=True)
-        return self.fields, (*step.row(detailed=True), step.attempts_text())
+        # dcmanager's rows; how long it took once it started, earlier attempts when there were some
+        fields: tuple[str, ...] = model.STEP_DETAIL_FIELDS
+        values: tuple[Any, ...] = step.row(detailed=True)
+        if step.started_at is not None:
+            fields, values = (*fields, *model.STEP_DURATION_FIELDS), (*values, *step.duration_row())
+        if step.attempts:
+            fields, values = (*fields, model.STEP_ATTEMPTS_FIELD), (*values, step.attempts_text())
+        return fields, values

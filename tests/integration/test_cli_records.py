@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 from pathlib import Path
 
@@ -67,6 +68,7 @@ def test_a_resumed_step_has_its_own_start_and_its_earlier_attempt(gated: Gated) 
             "finished-at": step["attempts"][0]["finished-at"],
             "state": "prestage-precheck",
             "reason": f"the orchestrator (pid {pid}) stopped before the step finished; resumed",
+            "phases": [["prestage-precheck", 0.0]],  # what that attempt went through
         }
     ]
     assert first_start < step["attempts"][0]["finished-at"] <= step["started-at"]
@@ -81,6 +83,13 @@ def test_a_resumed_step_has_its_own_start_and_its_earlier_attempt(gated: Gated) 
         f"attempt 1: prestage-precheck from {first_start} to {step['attempts'][0]['finished-at']}"
         f": the orchestrator (pid {pid}) stopped before the step finished; resumed"
     )
+    # the attempt that ran: each transition with its offset, and how long each phase took
+    states = [state for state, _offset in done["phases"]]
+    offsets = [offset for _state, offset in done["phases"]]
+    assert states[0] == "prestage-precheck" and states[-1] == "complete", states
+    assert offsets == sorted(offsets) and offsets[0] == 0.0
+    assert re.fullmatch(r"\d+\.\d s|\d+ min \d\d s", shown["duration"]), shown
+    assert shown["phase durations"].startswith("prestage-precheck "), shown
 
 
 def test_failed_steps_name_their_log_which_ends_with_the_reason(gated: Gated) -> None:

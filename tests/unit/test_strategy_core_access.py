@@ -19,6 +19,7 @@ from ansible.parsing.dataloader import DataLoader
 from ansible.playbook.play import Play
 from ansible.playbook.play_context import PlayContext
 from ansible.plugins.loader import init_plugin_loader
+from ansible.utils.fqcn import add_internal_fqcns
 from ansible.vars.manager import VariableManager
 
 
@@ -68,3 +69,6 @@ def test_core_access_works_on_this_ansible_core(core) -> None:
     access.set_run_stat("prestage_summary", {"state": "complete"})
     # where set_stats(per_host=false) puts it, and ansible-runner's awx_display reads it from
     assert tqm._stats.custom["_run"] == {"prestage_summary": {"state": "complete"}}
+    # the default stdout callback prints banners lazily (with a result) for these strategies
+    access.show_as_free(iterator)
+    assert iterator._play.strategy in add_internal_fqcns(("free", "host_pinned"))

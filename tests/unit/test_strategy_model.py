@@ -177,10 +177,13 @@ def test_a_resumed_step_gets_its_own_times_and_keeps_the_earlier_attempt(registr
     model.resume(strategy, {"pid": 1}, at="t3")
     step = strategy.step("c")
     assert (step.state, step.started_at, step.finished_at) == (model.STEP_INITIAL, None, None)
+    # the attempt keeps its transitions (fake times: offsets 0) and the next one starts afresh
+    ran = [model.Phase(model.STEP_PRECHECK, 0.0), model.Phase(model.STEP_PACKAGES, 0.0)]
     assert step.attempts == [
         model.Attempt(1, "t1", "t3", model.STEP_PACKAGES,
-                      "the orchestrator (pid 4242) stopped before the step finished; resumed"),
+                      "the orchestrator (pid 4242) stopped before the step finished; resumed", ran),
     ]  # fmt: skip
+    assert step.phases == []
     model.set_step_state(strategy, "c", model.STEP_PRECHECK, at="t4")
     model.set_step_state(strategy, "c", model.STEP_COMPLETE, at="t5")
     assert (step.started_at, step.finished_at) == ("t4", "t5")  # the attempt that ran
@@ -202,8 +205,65 @@ def test_a_resumed_step_gets_its_own_times_and_keeps_the_earlier_attempt(registr
     assert next(s for s in data["steps"] if s["cloud"] == "c")["attempts"][0] == {
         "attempt": 1, "started-at": "t1", "finished-at": "t3", "state": "prestaging-packages",
         "reason": "the orchestrator (pid 4242) stopped before the step finished; resumed",
+        "phases": [["prestage-precheck", 0.0], ["prestaging-packages", 0.0]],
     }  # fmt: skip
     assert model.Strategy.from_dict(data) == strategy
+
+
+def test_each_transition_is_recorded_with_its_offset_and_durations_follow(registry, facts) -> None:
+    strategy = new_strategy(registry, facts)
+    base = "2026-12-01 10:00:00.000000"
+    model.set_step_state(strategy, "c", model.STEP_PRECHECK, at=base)
+    model.set_step_state(strategy, "c", model.STEP_PACKAGES, at="2026-12-01 10:00:02.500000")
+    model.set_step_state(strategy, "c", model.STEP_IMAGES, at="2026-12-01 10:01:12.500000")
+    model.set_step_state(strategy, "c", model.STEP_COMPLETE, at="2026-12-01 10:03:15.250000")
+    step = strategy.step("c")
+    assert [(p.state, p.offset) for p in step.phases] == [
+        ("prestage-precheck", 0.0), ("prestaging-packages", 2.5), ("prestaging-images", 72.5),
+        ("complete", 195.25),
+    ]  # fmt: skip
+    assert step.duration() == 195.25
+    assert step.phase_durations() == [
+        ("prestage-precheck", 2.5), ("prestaging-packages", 70.0), ("prestaging-images", 122.75),
+    ]  # fmt: skip
+    assert step.duration_row() == (
+        "3 min 15 s",
+        "prestage-precheck 2.5 s, prestaging-packages 1 min 10 s, prestaging-images 2 min 03 s",
+    )
+    # a step that never started has no history and no duration
+    assert strategy.step("a").phases == [] and strategy.step("a").duration_row() == ("-", "-")
+    # a running step's last phase lasts until now (here: a given moment)
+    model.set_step_state(strategy, "a", model.STEP_PRECHECK, at=base)
+    until = model.parse_time("2026-12-01 10:00:09.000000")
+    assert strategy.step("a").duration_row(until) == ("9.0 s", "prestage-precheck 9.0 s")
+    data = json.loads(json.dumps(strategy.to_dict()))
+    assert next(s for s in data["steps"] if s["cloud"] == "c")["phases"][1] == [
+        "prestaging-packages", 2.5,
+    ]  # fmt: skip
+    assert model.Strategy.from_dict(data) == strategy
+
+
+@pytest.mark.parametrize(
+    "phases",
+    ["precheck", [["prestage-precheck"]], [["nonsense", 1.0]], [["complete", "1"]],
+     [["complete", True]], [{"state": "complete"}]],
+)  # fmt: skip
+def test_a_malformed_step_history_is_a_state_file_error(registry, facts, phases) -> None:
+    data = json.loads(json.dumps(new_strategy(registry, facts).to_dict()))
+    data["steps"][0]["phases"] = phases
+    with pytest.raises(
+        StateFileError, match=r"steps\[\]\.phases is not a list of \[state, seconds\]"
+    ):
+        model.Strategy.from_dict(data)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0, "0.0 s"), (59.94, "59.9 s"), (60, "1 min 00 s"), (3599.4, "59 min 59 s"),
+     (3600, "1 h 00 min"), (7500, "2 h 05 min")],
+)  # fmt: skip
+def test_seconds_text(seconds, text) -> None:
+    assert model.seconds_text(seconds) == text
 
 
 def test_a_state_file_without_attempts_still_reads(registry, facts) -> None:

@@ -220,3 +220,41 @@ def test_two_slices_at_once_each_with_its_own_state_merged_by_dcprestage(awx: Aw
     for job in jobs:
         assert_no_password(job.private_data_dir)
     assert_no_password(awx.state_base)
+
+
+def failed_hosts(job: awxsim.Job) -> list[str]:
+    """The hosts AWX's relaunch on failed hosts limits the new job to: those of the job's host
+    summaries with failed set, which AWX computes from the playbook_on_stats event as failures
+    or dark (JobHostSummary.failed; Job.retry_qs('failed'))."""
+    stats = job.stats_event()["event_data"]
+    return sorted(h for h in stats["processed"] if stats["failures"].get(h) or stats["dark"].get(h))
+
+
+def test_a_relaunch_on_failed_hosts_prestages_exactly_the_failed_subclouds(awx: Awx) -> None:
+    awx.gate("subcloud3", "fail")
+    awx.gate("subcloud7", "incomplete")  # no task fails: the subcloud's play ends unfinished
+    job = awx.run(61, {"prestage_group": "First_10_Subclouds"})
+    assert (job.status, job.rc) == ("failed", 2), job.stdout()[-3000:]
+    first = awx.state_base / "awx-job-61"
+    assert {c for c, s in states(first).items() if s == "failed"} == {"subcloud3", "subcloud7"}
+    # each failed step is a failed host, and only they are
+    assert failed_hosts(job) == ["subcloud3", "subcloud7"]
+
+    # AWX's relaunch "on failed hosts": a new job, the same extra vars (survey answers), the
+    # failed hosts as its limit
+    awx.gate("subcloud3", "ok")
+    awx.gate("subcloud7", "ok")
+    relaunch = awx.run(62, {"prestage_group": "First_10_Subclouds"},
+                       limit=",".join(failed_hosts(job)))  # fmt: skip
+    assert (relaunch.status, relaunch.rc) == ("successful", 0), relaunch.stdout()[-3000:]
+    second = awx.state_base / "awx-job-62"
+    assert states(second) == {"subcloud3": "complete", "subcloud7": "complete"}
+    assert strategy(second)["strategy"]["state"] == "complete"
+    worked = {
+        e["event_data"]["host"]
+        for e in relaunch.events
+        if e.get("event") == "runner_on_ok"
+        and e["event_data"].get("task") == "Finish as the gate says"
+    }
+    assert worked == {"subcloud3", "subcloud7"}  # exactly the two were prestaged
+    assert failed_hosts(relaunch) == []
