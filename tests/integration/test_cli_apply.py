@@ -46,6 +46,14 @@ class Gated:
     def wait(self, condition: Callable[[dict], bool], what: str, timeout: float = 90) -> dict:
         return wait_for_strategy(self.ws.state_dir, condition, what, timeout)
 
+    def wait_final(self, state: str, timeout: float = 90) -> dict:
+        """The strategy in its final state and its orchestrator gone: a strategy is final before
+        the run's processes stop writing (ansible-runner records the last events after it)."""
+        final = self.wait(lambda s: s["strategy"]["state"] == state, state, timeout)
+        pid = final["strategy"]["orchestrator"]["pid"]
+        self.wait(lambda s: not _alive(pid), "the orchestrator to exit", timeout)
+        return final
+
     def wait_states(self, expected: dict[str, str], timeout: float = 90) -> dict:
         def matches(strategy: dict) -> bool:
             states = {s["cloud"]: s["state"] for s in strategy["steps"]}
@@ -220,7 +228,7 @@ def test_the_password_is_nowhere_in_what_a_run_leaves(gated: Gated) -> None:
     ws.run("prestage-strategy", "apply", check=True)
     for i in range(19, 25):
         gated.open(f"subcloud{i}", "skip" if i == 20 else "ok")
-    final = gated.wait(lambda s: s["strategy"]["state"] == "complete", "completion")
+    final = gated.wait_final("complete")
     skipped = next(s for s in final["steps"] if s["cloud"] == "subcloud20")
     assert skipped["details"] == "Prestage skipped 'subcloud20': Subcloud is offline."
     artifacts = list((ws.state_dir / "runner").rglob("*"))

@@ -148,7 +148,7 @@ def test_no_exported_credential_or_password_in_what_a_run_leaves(gated: Gated) -
     ws.run("prestage-strategy", "create", "subcloud1", env=env, check=True)
     ws.run("prestage-strategy", "apply", env=env, check=True)
     gated.open("subcloud1")
-    gated.wait(lambda s: s["strategy"]["state"] == "complete", "completion")
+    gated.wait_final("complete")
     commands = list((ws.state_dir / "runner" / "artifacts").glob("*/command"))
     assert commands  # ansible-runner recorded the command it ran ...
     recorded = json.loads(commands[0].read_text())["env"]

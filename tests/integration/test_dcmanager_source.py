@@ -262,8 +262,7 @@ def test_apply_reads_dcmanager_in_the_run_and_keeps_its_password_off_disk(
     ws.run("prestage-strategy", "create", "subcloud7", check=True)
     gated.open("subcloud7")
     ws.run("prestage-strategy", "apply", check=True)
-    final = gated.wait(lambda s: s["strategy"]["state"] in ("complete", "failed"), "the run's end")
-    assert final["strategy"]["state"] == "complete", final
+    final = gated.wait_final("complete")
     assert [s["state"] for s in final["steps"]] == ["complete"]
     password = api_of(ws).password.encode()
     files = [path for path in ws.state_dir.rglob("*") if path.is_file()]
