@@ -10,7 +10,9 @@ description:
   - Applies the prestage strategy of the state dir (see the C(distcloud.prestage.prestage_state)
     callback) to the play's hosts. At most the stage's window of subclouds (its max parallel
     subclouds; 1 when serial) are in progress at once, and the moment one finishes the next
-    waiting one starts - no polling interval, no batches.
+    waiting one starts - no polling interval, no batches. While every admitted subcloud has a
+    task running, the play's main loop sleeps until a task result arrives (at most 0.1 seconds,
+    to see an abort or a signal) instead of checking every millisecond.
   - Stages (one per subcloud group for an all-subcloud strategy) run one after another.
   - Stop-on-failure and an abort request (C(dcprestage prestage-strategy abort)) stop admitting
     subclouds at once; subclouds already running finish their work - after an abort, for at most
@@ -56,8 +58,10 @@ notes:
   - Ansible needs at least as many forks as the largest window (C(--forks)).
 """
 
+import collections  # noqa: E402
 import os  # noqa: E402
 import re  # noqa: E402
+import threading  # noqa: E402
 from typing import Any  # noqa: E402
 
 from ansible.errors import AnsibleError  # noqa: E402
@@ -96,6 +100,9 @@ SSH_EXTRA_ARGS_VAR = "ansible_ssh_extra_args"
 # (variable, environment variable, default) of the keepalives of the run's SSH connections
 KEEPALIVE_INTERVAL = ("prestage_ssh_keepalive_interval", "DCPRESTAGE_SSH_KEEPALIVE_INTERVAL", 15)
 KEEPALIVE_COUNT = ("prestage_ssh_keepalive_count", "DCPRESTAGE_SSH_KEEPALIVE_COUNT", 4)
+# The longest the main loop sleeps waiting for a task result: how soon it sees an abort, a
+# signal or a timeout while every admitted subcloud has a task running.
+IDLE_WAIT = 0.1
 CONNECTION_PASSWORD_VARS = (
     "ansible_password", "ansible_ssh_pass", "ansible_become_password", "ansible_become_pass",
 )  # fmt: skip
@@ -194,9 +201,32 @@ class CoreAccess:
         empty banner at every start of the task on each host (the play it keeps is this one)."""
         iterator._play.strategy = "ansible.builtin.free"
 
+    def notify_results(self, event: threading.Event) -> None:
+        """Set event whenever a task result arrives (the core's results thread appends it to the
+        strategy's deque), so the main loop can sleep until one does."""
+        strategy = self._strategy
+        with strategy._results_lock:
+            strategy._results = _NotifyingDeque(strategy._results, event)
+
+    def results_waiting(self) -> bool:
+        """Whether a task result has arrived that the main loop has not processed yet."""
+        return bool(self._strategy._results)
+
     def set_run_stat(self, name: str, value: Any) -> None:
         """A custom stat of the whole run, as set_stats with per_host=false sets it."""
         self.tqm._stats.set_custom_stats(name, value)
+
+
+class _NotifyingDeque(collections.deque[Any]):
+    """The core's deque of task results, setting an event on each append."""
+
+    def __init__(self, items: Any, event: threading.Event) -> None:
+        super().__init__(items)
+        self.event = event
+
+    def append(self, item: Any) -> None:
+        super().append(item)
+        self.event.set()
 
 
 class StrategyModule(FreeStrategyModule):
@@ -205,6 +235,7 @@ class StrategyModule(FreeStrategyModule):
         self._core = CoreAccess(self)
         self._window: Window | None = None
         self._callback: Any = None
+        self._result_arrived = threading.Event()
 
     def run(self, iterator: Any, play_context: Any) -> Any:
         self._set_hosts_cache(iterator._play)
@@ -224,6 +255,7 @@ class StrategyModule(FreeStrategyModule):
             if timeout not in (None, ""):
                 run.set_abort_timeout(abort_timeout(timeout))
             self._window = Window(run, self._core.play_hosts())
+            self._core.notify_results(self._result_arrived)
             check_forks(run.current(), self._core.forks())
             before = run.step_states()
         except PrestageError as exc:
@@ -256,7 +288,18 @@ class StrategyModule(FreeStrategyModule):
                 return False
             return not self._core.has_next_task(iterator, self._core.host(name))
 
-        return [self._core.host(name) for name in self._window.admit(finished)]
+        admitted = self._window.admit(finished)
+        if admitted and all(self._core.is_blocked(name) for name in admitted):
+            self._await_result()
+        return [self._core.host(name) for name in admitted]
+
+    def _await_result(self) -> None:
+        """Every admitted subcloud has a task running: nothing can change before a result
+        arrives, so sleep until one does (at most IDLE_WAIT, for abort, timeouts and signals)
+        rather than let the free strategy poll every millisecond."""
+        self._result_arrived.clear()
+        if not self._core.results_waiting():  # one that arrived before the clear
+            self._result_arrived.wait(IDLE_WAIT)
 
     def _fail_hosts_of_failed_steps(self, run: Any, before: dict[str, str]) -> bool:
         """Every subcloud whose step failed in this run is a failed host of the run's stats - also

@@ -7,6 +7,7 @@ a core that moves one of them fails here, by name, before any run does.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,11 @@ def test_core_access_works_on_this_ansible_core(core) -> None:
     # the default stdout callback prints banners lazily (with a result) for these strategies
     access.show_as_free(iterator)
     assert iterator._play.strategy in add_internal_fqcns(("free", "host_pinned"))
+    # the main loop sleeps until a task result arrives: the core's results deque notifies
+    arrived = threading.Event()
+    access.notify_results(arrived)
+    assert access.results_waiting() is False and not arrived.is_set()
+    with access._strategy._results_lock:  # as the core's results thread appends one
+        access._strategy._results.append("a result")
+    assert access.results_waiting() is True and arrived.is_set()
+    access._strategy._results.clear()
