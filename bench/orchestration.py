@@ -7,6 +7,9 @@ parallelism, on the same lab subclouds of unequal speed, in one run.
   serial       the same role under the built-in linear strategy with `serial: K` (batches)
   host_pinned  the same role under the built-in host_pinned strategy with K forks
 
+and ours with ansible-core's own password mechanism (ssh_askpass: the strategy chooses sshpass
+since 2026-12-02), and with --before REF ours as committed at REF (its playbook and collection).
+
 The lab's remote topology: the system controller is a host of its own, its work is delegated to
 it (sc_release_info once per run; each subcloud's push runs there). Each variant prestages for
 install the same N subclouds (release 24.09 by default: the 25.09 subclouds get the release
@@ -17,12 +20,15 @@ rate-limited link (lab slow-link, tc tbf), which makes it slow. The system contr
 of the feed is computed once before the variants (ad hoc), so each finds it in its cache.
 Reported: makespan (the whole ansible-playbook), controller CPU of the whole ansible-playbook
 process tree (system controller and subcloud work not counted), and the ideal lower bound
-max(longest subcloud, sum of subcloud durations / K) from the durations our run recorded.
+max(longest subcloud, sum of subcloud durations / K) from the durations our run recorded; for
+each run of ours, from the steps' recorded times, the slot-seconds left idle while steps waited
+and the refill latencies (a step ends -> the next one's precheck starts).
 
 Usage (root; hold the lab lock for the whole run; the lab is brought up with N subclouds at
 --size and left as it was found):
   flock /tmp/dcprestage-lab.lock .venv/bin/python bench/orchestration.py \
-      [--subclouds 12] [--window 3] [--size 20M] [--slow-rate 16mbit] [--release 24.09]
+      [--subclouds 12] [--window 3] [--size 20M] [--slow-rate 16mbit] [--release 24.09] \
+      [--before REF]
 """
 
 from __future__ import annotations
@@ -41,6 +47,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+PLAYBOOK = ROOT / "playbooks" / "prestage.yml"
+ASKPASS = "ssh_askpass"  # ansible-core's default password mechanism
 BIN = Path(sys.executable).parent
 sys.path.insert(0, str(ROOT / "lab"))
 
@@ -92,6 +100,7 @@ def main() -> None:
     parser.add_argument("--size", default="20M", help="the lab's feed size (lab up --size)")
     parser.add_argument("--slow-rate", default="16mbit")
     parser.add_argument("--release", default="24.09")
+    parser.add_argument("--before", metavar="REF", help="also run ours as committed at REF")
     options = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("needs root (the lab)")
@@ -124,12 +133,25 @@ def main() -> None:
         for cloud in slow:
             lab.fault("slow-link", cloud, options.slow_rate)
 
-    def ours(state: Path) -> tuple[float, float]:
+    def ours(state: Path, playbook: Path = PLAYBOOK, **extra_env: str) -> tuple[float, float]:
         variables = work / "ours.json"
         variables.write_text(json.dumps({"release": options.release,
                                          "max_parallel_subclouds": options.window}))  # fmt: skip
-        return timed([*base, str(ROOT / "playbooks" / "prestage.yml"), "-e", f"@{variables}"],
-                     {**env, "DCPRESTAGE_STATE_DIR": str(state)})  # fmt: skip
+        return timed([*base, str(playbook), "-e", f"@{variables}"],
+                     {**env, "DCPRESTAGE_STATE_DIR": str(state), **extra_env})  # fmt: skip
+
+    def ours_as_of(ref: str) -> tuple[float, float]:
+        """Ours as committed at ref: its playbook and collection (git archive of ref)."""
+        tree = work / "before-tree"
+        tree.mkdir()
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref],
+                                 capture_output=True, check=True).stdout  # fmt: skip
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+        collections = work / "before-collections" / "ansible_collections" / "distcloud"
+        collections.mkdir(parents=True)
+        (collections / "prestage").symlink_to(tree)
+        return ours(work / "before", tree / "playbooks" / "prestage.yml",
+                    ANSIBLE_COLLECTIONS_PATH=str(work / "before-collections"))  # fmt: skip
 
     def builtin(strategy: str, serial: str, forks: int) -> tuple[float, float]:
         play = work / f"{strategy}.yml"
@@ -146,6 +168,13 @@ def main() -> None:
         )  # fmt: skip
         fresh()
         results["ours (window)"] = ours(work / "measured")
+        fresh()  # ansible-core's own password mechanism, as before the strategy chose sshpass
+        results["ours, ssh_askpass"] = ours(
+            work / "askpass", ANSIBLE_SSH_PASSWORD_MECHANISM=ASKPASS
+        )
+        if options.before:
+            fresh()
+            results[f"ours as of {options.before}"] = ours_as_of(options.before)
         fresh()
         results[f"linear, serial: {options.window}"] = builtin(
             "linear", f"serial: {options.window}", 250
@@ -153,6 +182,13 @@ def main() -> None:
         fresh()
         results[f"host_pinned, {options.window} forks"] = builtin("host_pinned", "", options.window)
         steps = json.loads((work / "measured" / "strategy.json").read_text())["steps"]
+        windows = {
+            name: window_figures(json.loads((work / d / "strategy.json").read_text())["steps"],
+                                 options.window)
+            for name, d in (("ours (window)", "measured"), ("ours, ssh_askpass", "askpass"),
+                            (f"ours as of {options.before}", "before"))
+            if (work / d / "strategy.json").exists()
+        }  # fmt: skip
     finally:
         if lab.is_up():
             lab.reset(*[c for c in clouds if c in lab.subclouds])  # slow links gone too
@@ -161,9 +197,6 @@ def main() -> None:
         elif changed:
             lab.up(found_count, str(found_size))
         shutil.rmtree(work, ignore_errors=True)
-
-    def seconds(step: dict[str, Any], key: str) -> float:
-        return datetime.strptime(step[key], "%Y-%m-%d %H:%M:%S.%f").timestamp()
 
     durations = {s["cloud"]: seconds(s, "finished-at") - seconds(s, "started-at") for s in steps}
     bound = max(*durations.values(), sum(durations.values()) / options.window)
@@ -179,6 +212,40 @@ def main() -> None:
         per = cpu / options.subclouds
         print(f"  {name:36s}  {wall:7.1f} s  ({wall / bound:4.2f}x bound)   "
               f"controller CPU {cpu:6.1f} s = {per:5.2f} s/subcloud")  # fmt: skip
+    for name, (span, idle, refills) in windows.items():
+        median, p90 = percentile(refills, 50), percentile(refills, 90)
+        print(f"  {name}: first start to last end {span:.1f} s, idle slots while steps waited "
+              f"{idle:.1f} s ({idle / span:.0%}), refill median {median:.2f} s, p90 {p90:.2f} s, "
+              f"max {max(refills, default=0):.2f} s")  # fmt: skip
+
+
+def seconds(step: dict[str, Any], key: str) -> float:
+    return datetime.strptime(step[key], "%Y-%m-%d %H:%M:%S.%f").timestamp()
+
+
+def window_figures(steps: list[dict[str, Any]], window: int) -> tuple[float, float, list[float]]:
+    """A one-stage run's window use, from its recorded step times: the span from the first start
+    to the last end; the slot-seconds that were free while a step still waited (from the first
+    start to the last start); and each refill, the k-th start after the first window's from the
+    k-th end (a slot freed, the next step started)."""
+    starts = sorted(seconds(s, "started-at") for s in steps)
+    ends = sorted(seconds(s, "finished-at") for s in steps)
+    events = sorted([(t, 1) for t in starts] + [(t, -1) for t in ends])
+    idle, running, last = 0.0, 0, starts[0]
+    for when, change in events:
+        if when > starts[-1]:
+            break
+        idle += (window - running) * (when - last)
+        running, last = running + change, when
+    refills = [start - end for start, end in zip(starts[window:], ends, strict=False)]
+    return ends[-1] - starts[0], idle, refills
+
+
+def percentile(values: list[float], pct: int) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
 
 
 if __name__ == "__main__":
