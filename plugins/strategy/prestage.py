@@ -29,6 +29,10 @@ description:
     variables C(prestage_ssh_keepalive_interval) and C(prestage_ssh_keepalive_count), else
     C($DCPRESTAGE_SSH_KEEPALIVE_INTERVAL) and C($DCPRESTAGE_SSH_KEEPALIVE_COUNT), default 15 and
     4.
+  - Before Python 3.13, the play's main process starts multiprocessing's resource tracker before
+    its workers fork, so that they share it - ansible-core's default SSH password mechanism
+    (C(ssh_askpass)) would otherwise start one Python interpreter for it in each worker, that is
+    for every task of every subcloud.
   - Subclouds whose steps are already final (a resumed strategy) are not run again.
   - Every subcloud whose step failed in the run is a failed host in the run's stats (its recap,
     AWX's host summary), also when no task of it failed (its play ended before prestage
@@ -61,7 +65,9 @@ notes:
 import collections  # noqa: E402
 import os  # noqa: E402
 import re  # noqa: E402
+import sys  # noqa: E402
 import threading  # noqa: E402
+from multiprocessing import resource_tracker  # noqa: E402
 from typing import Any  # noqa: E402
 
 from ansible.errors import AnsibleError  # noqa: E402
@@ -240,6 +246,7 @@ class StrategyModule(FreeStrategyModule):
     def run(self, iterator: Any, play_context: Any) -> Any:
         self._set_hosts_cache(iterator._play)
         self._core.show_as_free(iterator)
+        _share_resource_tracker()
         self._ensure_password(iterator, play_context)
         self._ssh_keepalives(iterator)
         if self._core.play_vars(iterator).get(PASSWORD_ONLY_VAR):
@@ -393,6 +400,15 @@ class StrategyModule(FreeStrategyModule):
         # password (no_log arguments of a task delegated to it), never the SC's own login
         for name in self._core.play_hosts():
             self._core.set_host_var(name, SYSADMIN_PASSWORD_VAR, str(password))
+
+
+def _share_resource_tracker() -> None:
+    """Before Python 3.13, ansible-core's ssh_askpass password mechanism registers each SSH
+    command's SharedMemory with multiprocessing's resource tracker, and a worker process that has
+    none starts its own - a Python interpreter per task of every subcloud. One started here,
+    before the workers fork from this process, is the one they all use."""
+    if sys.version_info < (3, 13):
+        resource_tracker.ensure_running()
 
 
 def _positive_int(variables: dict[str, Any], name: str, env: str, default: int) -> int:
