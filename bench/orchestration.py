@@ -212,10 +212,11 @@ def main() -> None:
         per = cpu / options.subclouds
         print(f"  {name:36s}  {wall:7.1f} s  ({wall / bound:4.2f}x bound)   "
               f"controller CPU {cpu:6.1f} s = {per:5.2f} s/subcloud")  # fmt: skip
-    for name, (span, idle, refills) in windows.items():
+    for name, (span, idle_time, idle_slots, refills) in windows.items():
         median, p90 = percentile(refills, 50), percentile(refills, 90)
-        print(f"  {name}: first start to last end {span:.1f} s, idle slots while steps waited "
-              f"{idle:.1f} s ({idle / span:.0%}), refill median {median:.2f} s, p90 {p90:.2f} s, "
+        print(f"  {name}: first start to last end {span:.1f} s; while steps waited, a slot idle "
+              f"{idle_time:.1f} s ({idle_time / span:.0%} of the span), {idle_slots:.1f} "
+              f"slot-seconds idle; refill median {median:.2f} s, p90 {p90:.2f} s, "
               f"max {max(refills, default=0):.2f} s")  # fmt: skip
 
 
@@ -223,22 +224,26 @@ def seconds(step: dict[str, Any], key: str) -> float:
     return datetime.strptime(step[key], "%Y-%m-%d %H:%M:%S.%f").timestamp()
 
 
-def window_figures(steps: list[dict[str, Any]], window: int) -> tuple[float, float, list[float]]:
+def window_figures(
+    steps: list[dict[str, Any]], window: int
+) -> tuple[float, float, float, list[float]]:
     """A one-stage run's window use, from its recorded step times: the span from the first start
-    to the last end; the slot-seconds that were free while a step still waited (from the first
-    start to the last start); and each refill, the k-th start after the first window's from the
-    k-th end (a slot freed, the next step started)."""
+    to the last end; while a step still waited (from the first start to the last start), the
+    seconds with at least one slot free and the slot-seconds free; and each refill, the k-th
+    start after the first window's from the k-th end (a slot freed, the next step started)."""
     starts = sorted(seconds(s, "started-at") for s in steps)
     ends = sorted(seconds(s, "finished-at") for s in steps)
     events = sorted([(t, 1) for t in starts] + [(t, -1) for t in ends])
-    idle, running, last = 0.0, 0, starts[0]
+    idle_time, idle_slots, running, last = 0.0, 0.0, 0, starts[0]
     for when, change in events:
         if when > starts[-1]:
             break
-        idle += (window - running) * (when - last)
+        if running < window:
+            idle_time += when - last
+            idle_slots += (window - running) * (when - last)
         running, last = running + change, when
     refills = [start - end for start, end in zip(starts[window:], ends, strict=False)]
-    return ends[-1] - starts[0], idle, refills
+    return ends[-1] - starts[0], idle_time, idle_slots, refills
 
 
 def percentile(values: list[float], pct: int) -> float:
