@@ -109,6 +109,9 @@ KEEPALIVE_COUNT = ("prestage_ssh_keepalive_count", "DCPRESTAGE_SSH_KEEPALIVE_COU
 # The longest the main loop sleeps waiting for a task result: how soon it sees an abort, a
 # signal or a timeout while every admitted subcloud has a task running.
 IDLE_WAIT = 0.1
+# How long the end of an interrupted run waits for the core's result queue (its workers are
+# gone by then: a lock still taken is one a stopped worker will never release).
+RESULT_QUEUE_WAIT = 5.0
 CONNECTION_PASSWORD_VARS = (
     "ansible_password", "ansible_ssh_pass", "ansible_become_password", "ansible_become_pass",
 )  # fmt: skip
@@ -218,6 +221,17 @@ class CoreAccess:
         """Whether a task result has arrived that the main loop has not processed yet."""
         return bool(self._strategy._results)
 
+    def result_queue_stuck(self, wait: float) -> bool:
+        """Whether the lock of the core's result queue stays taken for wait seconds - as it does
+        forever once a worker was stopped while it wrote a result or an event there."""
+        lock = getattr(self._strategy._final_q, "_wlock", None)
+        if lock is None:
+            return False
+        if lock.acquire(timeout=wait):
+            lock.release()
+            return False
+        return True
+
     def set_run_stat(self, name: str, value: Any) -> None:
         """A custom stat of the whole run, as set_stats with per_host=false sets it."""
         self.tqm._stats.set_custom_stats(name, value)
@@ -307,6 +321,19 @@ class StrategyModule(FreeStrategyModule):
         self._result_arrived.clear()
         if not self._core.results_waiting():  # one that arrived before the clear
             self._result_arrived.wait(IDLE_WAIT)
+
+    def cleanup(self) -> None:
+        """The core's cleanup puts an end marker into its result queue. After a signal the run
+        stops its workers (StrategyRun.finish); one stopped while writing there leaves the
+        queue's lock taken, and that put would wait forever - ansible-playbook hung after the
+        run had ended. Then the marker is skipped: the results thread is a daemon thread and
+        ends with the process."""
+        run = self._window.run if self._window is not None else None
+        interrupted = run is not None and run.interrupted is not None
+        if interrupted and self._core.result_queue_stuck(RESULT_QUEUE_WAIT):
+            display.vvv("The result queue's lock was left taken by a stopped worker")
+            return
+        super().cleanup()
 
     def _fail_hosts_of_failed_steps(self, run: Any, before: dict[str, str]) -> bool:
         """Every subcloud whose step failed in this run is a failed host of the run's stats - also

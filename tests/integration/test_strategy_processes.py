@@ -31,7 +31,7 @@ PLAY = """
   gather_facts: false
   tasks:
     - name: List the processes
-      ansible.builtin.command: ps -eo pid=,ppid=,args=
+      ansible.builtin.command: ps -ww -eo pid=,ppid=,args=
       changed_when: false
       register: processes
     - name: Show them

@@ -81,3 +81,11 @@ def test_core_access_works_on_this_ansible_core(core) -> None:
         access._strategy._results.append("a result")
     assert access.results_waiting() is True and arrived.is_set()
     access._strategy._results.clear()
+    # the core's result queue: free, or locked (as a worker stopped while writing leaves it)
+    assert access.result_queue_stuck(0.01) is False
+    lock = access._strategy._final_q._wlock
+    assert lock.acquire(timeout=1)
+    try:
+        assert access.result_queue_stuck(0.01) is True
+    finally:
+        lock.release()

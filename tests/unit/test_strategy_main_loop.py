@@ -1,6 +1,7 @@
-"""The prestage strategy's main loop sleeps until a task result arrives when every admitted
-subcloud has a task running, instead of the free strategy's poll every millisecond; it never
-sleeps when there is work to hand out or a result to process."""
+"""The prestage strategy's main loop and its end: it sleeps until a task result arrives when
+every admitted subcloud has a task running, instead of the free strategy's poll every
+millisecond, and never when there is work to hand out or a result to process; an interrupted run
+whose stopped worker left the core's result queue locked ends instead of waiting forever."""
 
 from __future__ import annotations
 
@@ -12,9 +13,17 @@ from ansible_collections.distcloud.prestage.plugins.strategy import prestage
 
 
 class FakeCore:
-    def __init__(self, blocked: set[str], result_waiting: bool = False) -> None:
+    def __init__(
+        self, blocked: set[str], result_waiting: bool = False, queue_stuck: bool = False
+    ) -> None:
         self.blocked = blocked
         self.result_waiting = result_waiting
+        self.queue_stuck = queue_stuck
+        self.waited: list[float] = []
+
+    def result_queue_stuck(self, wait: float) -> bool:
+        self.waited.append(wait)
+        return self.queue_stuck
 
     def is_blocked(self, name: str) -> bool:
         return name in self.blocked
@@ -33,6 +42,8 @@ class FakeCore:
 
 
 class FakeRun:
+    interrupted: str | None = None
+
     def tick(self) -> None:
         pass
 
@@ -93,3 +104,24 @@ def test_it_never_sleeps_with_something_to_do(admitted: list[str], core: FakeCor
     module = strategy(admitted, core)
     assert module.get_hosts_left(iterator=None) == admitted
     assert module._result_arrived.waits == []
+
+
+@pytest.mark.parametrize(
+    ("interrupted", "stuck", "core_cleanup"),
+    [
+        ("SIGINT", True, False),  # a stopped worker holds the queue's lock: no end marker
+        ("SIGINT", False, True),
+        (None, True, True),  # not interrupted: no worker was stopped, the core's own cleanup
+    ],
+)
+def test_an_interrupted_run_ends_though_a_stopped_worker_locked_the_result_queue(
+    monkeypatch: pytest.MonkeyPatch, interrupted: str | None, stuck: bool, core_cleanup: bool
+) -> None:
+    core = FakeCore(blocked=set(), queue_stuck=stuck)
+    module = strategy(["subcloud1"], core)
+    module._window.run.interrupted = interrupted
+    cleaned: list[bool] = []
+    monkeypatch.setattr(prestage.FreeStrategyModule, "cleanup", lambda self: cleaned.append(True))
+    module.cleanup()
+    assert cleaned == ([True] if core_cleanup else [])
+    assert core.waited == ([prestage.RESULT_QUEUE_WAIT] if interrupted else [])
