@@ -56,7 +56,7 @@ def test_a_run_shares_one_resource_tracker_before_python_3_13(tmp_path: Path) ->
              "ANSIBLE_HOME": str(tmp_path / "ansible-home"),
              "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".venv" / "collections")},
     )  # fmt: skip
-    output, _ = process.communicate(timeout=120)
+    output = process.communicate(timeout=120)[0]
     assert process.returncode == 0, output
     listed = [line.strip().strip('",') for line in output.splitlines() if TRACKER in line]
     children = [line for line in listed if int(line.split()[1]) == process.pid]
