@@ -28,6 +28,7 @@ import yaml
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
+from ansible_collections.distcloud.prestage.plugins.plugin_utils import _strategy as model
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._registry import load_registry
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._store import StateStore
 from dcprestage import main as cli
@@ -94,7 +95,11 @@ assert set(COMMAND_OPTIONS) >= MUTATING, "a mutating command was renamed"
 
 # --------------------------------------------------------------------------- values
 
-COUNTS_LINE = re.compile(r"[a-z-]+: \d+ steps: \d+ complete, .* waiting( - elapsed .*)?$")
+# (a strategy state first: "abort requested" has a space)
+COUNTS_LINE = re.compile(
+    rf"(?:{'|'.join(model.STRATEGY_STATES)}): \d+ steps: \d+ complete, .* waiting"
+    r"( - elapsed .*)?$"
+)
 
 SUBCLOUDS = [f"subcloud{i}" for i in range(1, 25)]
 GROUP_REFS = ["Default", "First_10_Subclouds", "Edge_Serial", "1", "2", "3", "4", "0", "99"]
