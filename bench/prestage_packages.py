@@ -195,6 +195,7 @@ class Bench:
         self.work = work
         self.counters = counters
         self.runs = 0
+        self.before_run: tuple[Path, dict[str, str]] = (PLAYBOOK, {})
         self.secrets = lab.ansible_secrets(work)  # 0600: the subclouds' passwords
         callbacks = work / "callbacks"
         callbacks.mkdir()
@@ -207,9 +208,12 @@ class Bench:
             "ANSIBLE_CALLBACK_PLUGINS": str(callbacks),
             "ANSIBLE_STDOUT_CALLBACK": "bench_tasks",
             "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",  # the stdout callback for ad hoc runs too
+            "DCPRESTAGE_PROGRESS": "0",  # stdout is the bench callback's JSON alone
         }
 
-    def _ansible(self, argv: list[str]) -> tuple[float, list[dict[str, Any]], dict[str, int]]:
+    def _ansible(
+        self, argv: list[str], extra_env: dict[str, str] | None = None
+    ) -> tuple[float, list[dict[str, Any]], dict[str, int]]:
         self.runs += 1
         before = self.counters.read()
         start = time.perf_counter()
@@ -217,7 +221,11 @@ class Bench:
             argv,
             capture_output=True,
             text=True,
-            env={**self.env, "DCPRESTAGE_STATE_DIR": str(self.work / f"state-{self.runs}")},
+            env={
+                **self.env,
+                "DCPRESTAGE_STATE_DIR": str(self.work / f"state-{self.runs}"),
+                **(extra_env or {}),
+            },
             cwd=ROOT,
             check=False,
         )
@@ -231,16 +239,39 @@ class Bench:
         failed = [t for t in failed if not t["result"].get("ignore_errors")]
         if result.returncode != 0 or not tasks or failed:
             why = failed[0]["result"].get("msg") if failed else result.stderr[-2000:]
-            raise SystemExit(f"{' '.join(argv[:2])} ... failed: {why}\n{result.stdout[-2000:]}")
+            raise SystemExit(
+                f"{' '.join(argv[:2])} ... failed (rc {result.returncode}): {why}\n"
+                f"{result.stdout[-2000:]}"
+            )
         return wall, tasks, {k: after[k] - before[k] for k in after}
 
-    def ours(self, release: str) -> Sample:
+    def before(self, ref: str) -> None:
+        """Make ours_before() run the playbook and collection as committed at ref."""
+        tree = self.work / "before-tree"
+        tree.mkdir()
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref],
+                                 capture_output=True, check=True).stdout  # fmt: skip
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+        collections = self.work / "before-collections"
+        (collections / "ansible_collections" / "distcloud").mkdir(parents=True)
+        (collections / "ansible_collections" / "distcloud" / "prestage").symlink_to(tree)
+        self.before_run = (tree / "playbooks" / "prestage.yml",
+                           {"ANSIBLE_COLLECTIONS_PATH": str(collections)})  # fmt: skip
+
+    def ours_before(self, release: str) -> Sample:
+        playbook, env = self.before_run
+        return self.ours(release, playbook, env)
+
+    def ours(
+        self, release: str, playbook: Path = PLAYBOOK, extra_env: dict[str, str] | None = None
+    ) -> Sample:
         variables = self.work / f"vars-{release}.json"
         variables.write_text(json.dumps({"release": release}))
         wall, tasks, moved = self._ansible(
             [str(VENV_BIN / "ansible-playbook"), "-i", str(self.lab.inventory),
-             "-i", str(self.secrets), str(PLAYBOOK), "-l", self.subcloud,
-             "-e", f"@{variables}"]
+             "-i", str(self.secrets), str(playbook), "-l", self.subcloud,
+             "-e", f"@{variables}"],
+            extra_env,
         )  # fmt: skip
         mine = {t["task"]: t for t in tasks if t["host"] == self.subcloud}
         phase = 0.0
@@ -249,7 +280,10 @@ class Bench:
             if task and task["status"] == "ok" and task["start"] is not None:
                 phase += task["end"] - task["start"]
         push = mine.get(PHASE_TASKS["push"])
-        passes = push["result"].get("passes", []) if push and push["status"] == "ok" else []
+        pushed = push["result"] if push and push["status"] == "ok" else {}
+        passes = pushed.get("passes", [])
+        # the transfers' own wall time (side by side since 2026-12-02); before, one after the other
+        rsync = pushed.get("seconds", sum(float(p.get("seconds", 0)) for p in passes))
         sc = next(t["result"] for t in tasks if t["task"] == SC_TASK and t["status"] == "ok")
         finalize = next(t for t in tasks if t["task"].startswith("Report the prestage complete"))
         if not finalize["result"].get("prestage_complete"):
@@ -257,7 +291,7 @@ class Bench:
         return Sample(
             wall=wall,
             phase=phase,
-            rsync=sum(float(p.get("seconds", 0)) for p in passes) if passes else None,
+            rsync=float(rsync) if passes else None,
             sc_to_subcloud=moved["to_subcloud"],
             sc_to_controller=moved["to_controller"],
             sc_sent=moved["sc_sent"],
@@ -337,6 +371,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--subcloud", default="subcloud1")
     parser.add_argument("--rate", help="shape the subcloud's link (lab slow-link), e.g. 100mbit")
+    parser.add_argument("--before", metavar="REF", help="also run ours as committed at REF")
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("needs root (the lab)")
@@ -383,11 +418,15 @@ def main() -> None:
 
         bench.ours(other)  # warm-up: images into the subcloud's registry, the SC's cache
         bench.ours(own)
-        names = ("ours, first copy", "ours, unchanged re-run", "ours, marker lost",
+        names: tuple[str, ...] = ("ours, first copy", "ours, unchanged re-run", "ours, marker lost",
                  "plain rsync, first copy", "plain rsync, unchanged re-run",
                  "ours, same release (local)")  # fmt: skip
+        before_names = (f"as of {args.before}, first copy", f"as of {args.before}, re-run")
+        if args.before:
+            bench.before(args.before)
+            names += before_names
         rows: dict[str, list[Sample]] = {name: [] for name in names}
-        for _ in range(args.repeat):
+        for _ in range(args.repeat):  # interleaved: each repeat runs every variant once
             sub(f"rm -rf /opt/platform-backup/{other}")
             rows[names[0]].append(bench.ours(other))
             rows[names[1]].append(bench.ours(other))
@@ -396,6 +435,10 @@ def main() -> None:
             sub(f"rm -rf {PLAIN_SCRATCH}")
             rows[names[3]].append(bench.plain(feed))
             rows[names[4]].append(bench.plain(feed))
+            if args.before:
+                sub(f"rm -rf /opt/platform-backup/{other}")
+                rows[before_names[0]].append(bench.ours_before(other))
+                rows[before_names[1]].append(bench.ours_before(other))
             sub(f"rm -rf {PLAIN_SCRATCH} /opt/platform-backup/{own}")
             rows[names[5]].append(bench.ours(own))
 
@@ -415,7 +458,7 @@ def main() -> None:
             f"{'SC->ctl B':>10} {'SC sent B':>12} {'ctl B':>10} {'literal B':>12}"
         )
         for name, samples in rows.items():
-            playbook = median([s.wall for s in samples]) if name.startswith("ours") else None
+            playbook = median([s.wall for s in samples]) if not name.startswith("plain") else None
 
             def mid(key: str, samples: list[Sample] = samples) -> int:
                 return int(median([getattr(s, key) for s in samples]) or 0)

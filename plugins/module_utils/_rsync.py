@@ -131,9 +131,10 @@ main(sys.argv)
 class TransferError(Exception):
     """A transfer that failed, with rsync's exit code and what it said."""
 
-    def __init__(self, message, rc=None):
+    def __init__(self, message, rc=None, what=None):
         Exception.__init__(self, message)
         self.rc = rc
+        self.what = what
 
 
 class TransferTimeout(TransferError):
@@ -207,37 +208,96 @@ def _quote_for_rsync(word):
     return f"'{word}'"
 
 
-def push(
-    source, dest, options, *, host, ssh, password, become_password, deadline, io_timeout, python
-):
+class _Run:
+    """One rsync started: its private directory (relay, config, output files) and process."""
+
+    def __init__(self, what, work, fds, process):
+        self.what = what
+        self.work = work
+        self.fds = fds
+        self.process = process
+        self.started = time.monotonic()
+
+    def result(self):
+        """Its stats once it exited 0; TransferError (with rc) otherwise."""
+        with open(os.path.join(self.work, "stdout"), "rb") as handle:
+            text_out = handle.read().decode("utf-8", "replace")
+        with open(os.path.join(self.work, "stderr"), "rb") as handle:
+            text_err = handle.read().decode("utf-8", "replace")
+        rc = self.process.returncode
+        if rc != 0:
+            _stop(self.process)  # what is left of its remote shell
+            raise TransferError(_failure_text(rc, text_err), rc)
+        stats = parse_stats(text_out)
+        stats["seconds"] = round(time.monotonic() - self.started, 3)
+        return stats
+
+    def close(self):
+        if self.process is not None and self.process.poll() is None:
+            _stop(self.process)
+        for fd in self.fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        shutil.rmtree(self.work, ignore_errors=True)
+
+
+def push(source, dest, options, **connection):
     """Run one rsync from source (a local path) to host:dest as root there; returns its stats
-    and seconds. ssh: ssh_command()'s argv; password: the login password (None: keys)."""
+    and seconds (push_all's connection arguments)."""
+    return push_all([{"source": source, "dest": dest, "options": options}], **connection)[0]
+
+
+def push_all(transfers, *, host, ssh, password, become_password, deadline, io_timeout, python):
+    """Run the rsyncs of transfers (dicts of what, source, dest, options) side by side - they
+    write disjoint trees, and a second run's login and sudo then overlap the first's transfer
+    instead of following it. Returns each one's stats, in order. On the first failure, the
+    deadline or the controller gone, every run is stopped and TransferError (with .what, the
+    transfer that failed) is raised. ssh: ssh_command()'s argv; password: the login password
+    (None: keys)."""
     if shutil.which("rsync") is None:
         raise TransferError("rsync is not installed on the system controller")
     if password and shutil.which("sshpass") is None:
         raise TransferError("sshpass is needed on the system controller for a password login")
     if deadline - time.monotonic() <= 0:
         raise TransferTimeout("the phase deadline passed before the transfer started")
+    runs = []
+    try:
+        for transfer in transfers:
+            runs.append(
+                _start(transfer, host, ssh, (password, become_password), io_timeout, python)
+            )
+        return _wait_all(runs, deadline)
+    finally:
+        for run in runs:
+            run.close()
+
+
+def _secret_pipe(secret, fds):
+    """The read end of a pipe holding secret and a newline (the write end closed)."""
+    read_fd, write_fd = os.pipe()
+    fds.append(read_fd)
+    try:
+        os.write(write_fd, secret.encode() + b"\n")
+    finally:
+        os.close(write_fd)
+    return read_fd
+
+
+def _start(transfer, host, ssh, passwords, io_timeout, python):  # noqa: PLR0917
+    """rsync started for one transfer; passwords: (login, become)."""
+    password, become_password = passwords
     work = tempfile.mkdtemp(prefix="dcprestage-rsync-")
     fds = []
+    run = _Run(transfer.get("what") or transfer["source"], work, fds, None)
     try:
         os.chmod(work, 0o700)
         config = {"ssh": list(ssh), "pass_fds": [], "become_fd": None}
         if password:
-            read_fd, write_fd = os.pipe()
-            fds += [read_fd, write_fd]
-            os.write(write_fd, password.encode() + b"\n")
-            os.close(write_fd)
-            fds.remove(write_fd)
+            read_fd = _secret_pipe(password, fds)
             config["ssh"] = ["sshpass", f"-d{read_fd}", *config["ssh"]]
             config["pass_fds"].append(read_fd)
         if become_password is not None:
-            read_fd, write_fd = os.pipe()
-            fds += [read_fd, write_fd]
-            os.write(write_fd, become_password.encode() + b"\n")
-            os.close(write_fd)
-            fds.remove(write_fd)
-            config["become_fd"] = read_fd
+            config["become_fd"] = _secret_pipe(become_password, fds)
         config_path = os.path.join(work, "relay.json")
         relay_path = os.path.join(work, "relay.py")
         for path, text in ((config_path, json.dumps(config)), (relay_path, RELAY_SOURCE)):
@@ -252,57 +312,63 @@ def push(
             "-e",
             rsh,
             f"--rsync-path={remote_rsync_path(become_password)}",
-            *options,
-            source,
-            _destination(host, dest),
+            *[str(o) for o in transfer.get("options") or []],
+            str(transfer["source"]),
+            _destination(host, str(transfer["dest"])),
         ]
-        return _execute(argv, list(fds), deadline, work)
-    finally:
+        # output to files, not pipes: a remote shell left waiting on a dead link must not keep
+        # us waiting after rsync gave up
+        with (
+            open(os.path.join(work, "stdout"), "wb") as out,
+            open(os.path.join(work, "stderr"), "wb") as err,
+        ):
+            run.process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                pass_fds=list(fds),
+                start_new_session=True,
+                env=dict(os.environ, LC_ALL="C"),
+            )
+        run.started = time.monotonic()
+        # rsync holds the secrets' pipes now: ours closed, so nothing else inherits them
         for fd in fds:
             with contextlib.suppress(OSError):
                 os.close(fd)
-        shutil.rmtree(work, ignore_errors=True)
-
-
-def _execute(argv, inherit, deadline, work):
-    """rsync until it exits or the deadline; its output goes to files, not pipes (a remote shell
-    left waiting on a dead link must not keep us waiting after rsync gave up)."""
-    started = time.monotonic()
-    out_path, err_path = os.path.join(work, "stdout"), os.path.join(work, "stderr")
-    with open(out_path, "wb") as out, open(err_path, "wb") as err:
-        process = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=err,
-            pass_fds=inherit,
-            start_new_session=True,
-            env=dict(os.environ, LC_ALL="C"),
-        )
-    try:
-        while process.poll() is None:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                _stop(process)
-                raise TransferTimeout("the transfer did not finish before the phase timeout")
-            if caller_gone():
-                _stop(process)
-                raise TransferError("the controller's connection closed: transfer stopped")
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=min(WATCH_INTERVAL, max(0.1, left)))
+        del fds[:]
+        return run
     except BaseException:
-        _stop(process)
+        run.close()
         raise
-    with open(out_path, "rb") as handle:
-        text_out = handle.read().decode("utf-8", "replace")
-    with open(err_path, "rb") as handle:
-        text_err = handle.read().decode("utf-8", "replace")
-    if process.returncode != 0:
-        _stop(process)  # what is left of its remote shell
-        raise TransferError(_failure_text(process.returncode, text_err), process.returncode)
-    stats = parse_stats(text_out)
-    stats["seconds"] = round(time.monotonic() - started, 3)
-    return stats
+
+
+def _wait_all(runs, deadline):
+    """Wait for every run, looking at the deadline and the controller's connection at least
+    every WATCH_INTERVAL seconds; stats in the runs' order."""
+    results = [None] * len(runs)
+    pending = list(range(len(runs)))
+    while pending:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TransferTimeout("the transfer did not finish before the phase timeout")
+        if caller_gone():
+            raise TransferError("the controller's connection closed: transfer stopped")
+        # the first pending run is waited on; the others are looked at when it exits or the
+        # interval passes (a failure stops them all within WATCH_INTERVAL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            runs[pending[0]].process.wait(timeout=min(WATCH_INTERVAL, max(0.1, left)))
+        for index in list(pending):
+            run = runs[index]
+            if run.process.poll() is None:
+                continue
+            pending.remove(index)
+            try:
+                results[index] = run.result()
+            except TransferError as exc:
+                exc.what = run.what
+                raise
+    return results
 
 
 def _stop(process):

@@ -14,8 +14,9 @@ description:
     synchronize, without their chown dance and without the password in a process argument.
   - The subcloud's login and become passwords reach rsync's ssh and the remote sudo through pipes
     only, never an argument, an environment variable or a file, on the system controller either.
-  - Each transfer's own ssh connection has keepalives, so a lost link fails it in about
-    O(io_timeout) seconds.
+  - The transfers run side by side (they write different trees), each on an ssh connection of its
+    own with keepalives, so a lost link fails it in about O(io_timeout) seconds; the first failure
+    stops the others.
   - In check mode rsync runs with C(--dry-run) and reports what it would transfer.
 extends_documentation_fragment:
   - distcloud.prestage.prestage.step_timeout
@@ -76,6 +77,10 @@ passes:
   type: list
   elements: dict
   returned: success
+seconds:
+  description: Wall time of the transfers (they run side by side).
+  type: float
+  returned: success
 bytes_sent:
   description: Bytes the system controller sent in all.
   type: int
@@ -127,42 +132,39 @@ def main():
     ssh = rsync.ssh_command(
         params["port"], params["user"], params["ssh_common_args"], params["io_timeout"]
     )
-    passes = []
+    transfers = []
     for transfer in params["transfers"]:
         options = [str(o) for o in transfer.get("options") or []]
         if module.check_mode:
             options.append("--dry-run")
-        try:
-            stats = rsync.push(
-                str(transfer["source"]),
-                str(transfer["dest"]),
-                options,
-                host=params["host"],
-                ssh=ssh,
-                password=params["password"],
-                become_password=params["become_password"],
-                deadline=deadline,
-                io_timeout=params["io_timeout"],
-                python=sys.executable,
-            )
-        except rsync.TransferTimeout:
-            module.fail_json(
-                msg=timeout_message("packages", params["phase_timeout"]),
-                prestage_timeout=True,
-                passes=passes,
-                remaining=0,
-                python_version=platform.python_version(),
-            )
-        except rsync.TransferError as exc:
-            module.fail_json(
-                msg="Transfer of {} from the system controller failed: {}".format(
-                    transfer.get("what", transfer["source"]), exc
-                ),
-                passes=passes,
-                remaining=int(max(0, deadline - time.monotonic())),
-                python_version=platform.python_version(),
-            )
-        passes.append(dict(stats, what=transfer.get("what")))
+        transfers.append(dict(transfer, options=options))
+    try:
+        passes = rsync.push_all(
+            transfers,
+            host=params["host"],
+            ssh=ssh,
+            password=params["password"],
+            become_password=params["become_password"],
+            deadline=deadline,
+            io_timeout=params["io_timeout"],
+            python=sys.executable,
+        )
+    except rsync.TransferTimeout:
+        module.fail_json(
+            msg=timeout_message("packages", params["phase_timeout"]),
+            prestage_timeout=True,
+            remaining=0,
+            python_version=platform.python_version(),
+        )
+    except rsync.TransferError as exc:
+        module.fail_json(
+            msg="Transfer of {} from the system controller failed: {}".format(
+                exc.what or "the release content", exc
+            ),
+            remaining=int(max(0, deadline - time.monotonic())),
+            python_version=platform.python_version(),
+        )
+    passes = [dict(stats, what=transfers[i].get("what")) for i, stats in enumerate(passes)]
     moved = any(p["files_transferred"] or p["deleted"] for p in passes)
     module.exit_json(
         changed=moved,
@@ -170,6 +172,7 @@ def main():
         bytes_sent=sum(p["bytes_sent"] for p in passes),
         literal_bytes=sum(p["literal_bytes"] for p in passes),
         files_transferred=sum(p["files_transferred"] for p in passes),
+        seconds=round(time.monotonic() - started, 3),
         remaining=int(max(1, deadline - time.monotonic())),
         python_version=platform.python_version(),
     )

@@ -288,13 +288,25 @@ def test_plan_prunes_real_release_dirs_below_the_minimum_but_the_release(tmp_pat
 # ------------------------------------------------------------------------------ transfers
 
 
-def test_transfers_use_starlingx_rsync_options_and_end_owned_by_sysadmins_group() -> None:
+def _holding_content(base: Path, release: str) -> Path:
+    for part in ("ostree_repo", "patches/metadata"):
+        (base / release / part).mkdir(parents=True)
+        (base / release / part / "old").write_text("x")
+    return base
+
+
+def test_transfers_use_starlingx_rsync_options_and_end_owned_by_sysadmins_group(
+    tmp_path: Path,
+) -> None:
     """prestage-sw-packages/tasks/main.yml:47-59 (--delete --chmod=ugo+rw --exclude=*/~.tmp~;
     synchronize adds --archive --delay-updates) and prestage-patch-metadata.yml:196-205
     (--delete); files pushed as sysadmin then chowned back to root keep sysadmin's group."""
-    ostree, metadata = install.transfers("25.09", ["ostree", "patch_metadata"], "sys_protected")
+    base = _holding_content(tmp_path, "25.09")
+    ostree, metadata = install.transfers(
+        "25.09", ["ostree", "patch_metadata"], "sys_protected", base=str(base)
+    )
     assert ostree["source"] == "/var/www/pages/feed/rel-25.09/ostree_repo/"
-    assert ostree["dest"] == "/opt/platform-backup/25.09/ostree_repo/"
+    assert ostree["dest"] == f"{base}/25.09/ostree_repo/"
     assert ostree["options"] == [
         "--archive",
         "--delay-updates",
@@ -304,7 +316,7 @@ def test_transfers_use_starlingx_rsync_options_and_end_owned_by_sysadmins_group(
         "--chown=root:sys_protected",
     ]
     assert metadata["source"] == "/opt/software/metadata/"
-    assert metadata["dest"] == "/opt/platform-backup/25.09/patches/metadata/"
+    assert metadata["dest"] == f"{base}/25.09/patches/metadata/"
     assert metadata["options"] == [
         "--archive",
         "--delay-updates",
@@ -313,12 +325,35 @@ def test_transfers_use_starlingx_rsync_options_and_end_owned_by_sysadmins_group(
         "--exclude=/committed",
         "--chown=root:sys_protected",
     ]
-    (old,) = install.transfers("22.12", ["patch_metadata"], "root")
+    (old,) = install.transfers("22.12", ["patch_metadata"], "root", base=str(base))
     assert "--exclude=/available" in old["options"] and old["options"][-1] == "--chown=root:root"
     (component,) = install.transfers("26.10", ["patch_metadata"], "g")
     assert component["source"] == "/opt/software/releases/metadata/"
     assert install.transfers("25.09", [], "g") == []
     assert all("--compress" not in run["options"] for run in (ostree, metadata))
+
+
+def test_a_first_copy_into_an_empty_destination_has_no_delay_updates(tmp_path: Path) -> None:
+    """Nothing there to keep whole while it is updated (the departure at DELAY_UPDATES): absent
+    or empty destinations get StarlingX's options less --delay-updates; one holding anything, all
+    of them. The default base is /opt/platform-backup."""
+    (tmp_path / "25.09" / "ostree_repo").mkdir(parents=True)  # prepare_dirs made it: empty
+    ostree, metadata = install.transfers(
+        "25.09", ["ostree", "patch_metadata"], "g", base=str(tmp_path)
+    )
+    assert ostree["options"] == [
+        o for o in install.OSTREE_PUSH_OPTIONS if o != "--delay-updates"
+    ] + ["--chown=root:g"]
+    assert "--delay-updates" not in metadata["options"]
+    assert ostree["dest"] == f"{tmp_path}/25.09/ostree_repo/"
+    (tmp_path / "25.09" / "ostree_repo" / "config").write_text("[core]\n")
+    ostree, metadata = install.transfers(
+        "25.09", ["ostree", "patch_metadata"], "g", base=str(tmp_path)
+    )
+    assert "--delay-updates" in ostree["options"]
+    assert "--delay-updates" not in metadata["options"]
+    (default,) = install.transfers("25.09", ["ostree"], "g")
+    assert default["dest"] == "/opt/platform-backup/25.09/ostree_repo/"
 
 
 def test_sysadmin_group_is_its_primary_group(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,8 +10,10 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -175,16 +177,16 @@ def test_failure_text_names_the_exit_code_and_the_last_lines() -> None:
 REPO = {"config": b"[core]\n", "objects/ab/cd.filez": b"x" * 5000, "refs/heads/starlingx": b"1\n"}
 
 
-@pytest.mark.skipif(shutil.which("rsync") is None, reason="needs rsync")
-def test_a_real_rsync_through_the_relay_sends_the_password_first(
-    stand_ins: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A stand-in ssh runs the remote command here (as sshd would, through a shell); the stand-in
-    sudo asks for the password and records what it read. The password is never an argument;
-    rsync's stream follows it untouched."""
-    real_rsync = shutil.which("rsync")
+@pytest.fixture
+def real_rsync(stand_ins: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """The real rsync with a stand-in ssh that runs the remote command here (as sshd would,
+    through a shell) and the stand-in sudo, which asks for the password and records what it
+    read; a source tree; push()'s connection arguments."""
+    found = shutil.which("rsync")
+    if found is None:
+        pytest.skip("needs rsync")
     (stand_ins / "bin" / "rsync").unlink()
-    (stand_ins / "bin" / "rsync").symlink_to(real_rsync)
+    (stand_ins / "bin" / "rsync").symlink_to(found)
     monkeypatch.setenv("PATH", f"{stand_ins / 'bin'}:/usr/bin:/bin")
     monkeypatch.setenv("FAKE_SUDO_NOPASSWD", "0")
     fake_ssh = stand_ins / "ssh"
@@ -194,12 +196,8 @@ def test_a_real_rsync_through_the_relay_sends_the_password_first(
     for name, data in REPO.items():
         (source / name).parent.mkdir(parents=True, exist_ok=True)
         (source / name).write_bytes(data)
-    dest = stand_ins / "dest" / "ostree_repo"
-    dest.parent.mkdir()  # prestage_install's prepare step creates the target's parents
-    run = {
-        "source": f"{source}/",
-        "dest": f"{dest}/",
-        "options": ["-rlpt", "--delete"],
+    (stand_ins / "dest").mkdir()  # prestage_install's prepare step creates the targets' parents
+    return {
         "host": "subcloud1",
         "ssh": [str(fake_ssh)],
         "password": None,
@@ -207,9 +205,73 @@ def test_a_real_rsync_through_the_relay_sends_the_password_first(
         "io_timeout": 10,
         "python": sys.executable,
     }
+
+
+def test_a_real_rsync_through_the_relay_sends_the_password_first(
+    stand_ins: Path, real_rsync: dict[str, Any]
+) -> None:
+    """The password is never an argument; rsync's stream follows it untouched."""
+    dest = stand_ins / "dest" / "ostree_repo"
+    run = {
+        "source": f"{stand_ins / 'src' / 'ostree_repo'}/",
+        "dest": f"{dest}/",
+        "options": ["-rlpt", "--delete"],
+        **real_rsync,
+    }
     stats = rsync.push(deadline=time.monotonic() + 30, **run)
     assert (stats["files_transferred"], stats["literal_bytes"]) == (3, 5000 + 7 + 2)
     assert (dest / "objects" / "ab" / "cd.filez").read_bytes() == b"x" * 5000
     assert (stand_ins / "sudo.log").read_text() == "s3cr3t\n"
     again = rsync.push(deadline=time.monotonic() + 30, **run)
     assert (again["files_transferred"], again["literal_bytes"]) == (0, 0)
+
+
+def test_push_all_runs_the_transfers_side_by_side_and_returns_their_stats_in_order(
+    stand_ins: Path, real_rsync: dict[str, Any]
+) -> None:
+    """Both trees land, each run's sudo got the password once, stats come in the order given,
+    and nothing of the runs' private directories (relay, config, output) is left behind. The
+    ssh stand-in waits until both runs' ssh have started: one after the other, the first would
+    wait until the deadline."""
+    barrier = stand_ins / "barrier"
+    barrier.mkdir()
+    waiting_ssh = stand_ins / "waiting-ssh"
+    waiting_ssh.write_text(
+        f"#!/bin/sh\nmkdir {barrier}/$$\n"
+        f'while [ "$(ls {barrier} | wc -l)" -lt 2 ]; do sleep 0.01; done\n'
+        f'exec {real_rsync["ssh"][0]} "$@"\n'
+    )
+    waiting_ssh.chmod(0o755)
+    real_rsync = {**real_rsync, "ssh": [str(waiting_ssh)]}
+    (stand_ins / "meta").mkdir()
+    (stand_ins / "meta" / "a.xml").write_text("<a/>")
+    before = set(Path(tempfile.gettempdir()).glob("dcprestage-rsync-*"))
+    transfers = [
+        {"what": "ostree_repo", "source": f"{stand_ins / 'src' / 'ostree_repo'}/",
+         "dest": f"{stand_ins / 'dest' / 'ostree_repo'}/", "options": ["-rlpt"]},
+        {"what": "patch metadata", "source": f"{stand_ins / 'meta'}/",
+         "dest": f"{stand_ins / 'dest' / 'metadata'}/", "options": ["-rlpt"]},
+    ]  # fmt: skip
+    ostree, metadata = rsync.push_all(transfers, deadline=time.monotonic() + 20, **real_rsync)
+    assert len(list(barrier.iterdir())) == 2
+    assert (ostree["files_transferred"], metadata["files_transferred"]) == (3, 1)
+    assert metadata["literal_bytes"] == 4
+    assert (stand_ins / "dest" / "metadata" / "a.xml").read_text() == "<a/>"
+    assert (stand_ins / "sudo.log").read_text() == "s3cr3t\ns3cr3t\n"
+    assert set(Path(tempfile.gettempdir()).glob("dcprestage-rsync-*")) == before
+
+
+def test_push_all_names_the_transfer_that_failed(
+    stand_ins: Path, real_rsync: dict[str, Any]
+) -> None:
+    transfers = [
+        {"what": "ostree_repo", "source": f"{stand_ins / 'src' / 'ostree_repo'}/",
+         "dest": f"{stand_ins / 'dest' / 'ostree_repo'}/", "options": ["-rlpt"]},
+        {"what": "patch metadata", "source": f"{stand_ins / 'absent'}/",
+         "dest": f"{stand_ins / 'dest' / 'metadata'}/", "options": ["-rlpt"]},
+    ]  # fmt: skip
+    with pytest.raises(rsync.TransferError) as caught:
+        rsync.push_all(transfers, deadline=time.monotonic() + 30, **real_rsync)
+    assert caught.value.what == "patch metadata"
+    assert caught.value.rc == 23
+    assert str(caught.value).startswith("rsync exit 23 (partial transfer due to error): ")
