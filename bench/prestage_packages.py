@@ -215,6 +215,7 @@ class Bench:
         self, argv: list[str], extra_env: dict[str, str] | None = None
     ) -> tuple[float, list[dict[str, Any]], dict[str, int]]:
         self.runs += 1
+        os.sync()  # no run pays for the write-back of the one before
         before = self.counters.read()
         start = time.perf_counter()
         result = subprocess.run(
@@ -325,6 +326,7 @@ class Bench:
         script = shlex.join(["rsync", "-rlpt", "--delete", "--stats", "-e", ssh, f"{source}/",
                              f"{self.lab.address(self.subcloud)}:{PLAIN_SCRATCH}/"])  # fmt: skip
         pid = str(self.lab.host_info(self.lab.sc)["init_pid"])
+        os.sync()
         before = self.counters.read()
         start = time.perf_counter()
         result = subprocess.run(
