@@ -47,6 +47,7 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -377,6 +378,7 @@ def main() -> None:
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("needs root (the lab)")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # the clean-up below still runs
 
     lab = Lab()
     was_up = lab.is_up()
