@@ -189,6 +189,13 @@ class Counters:
         self._iptables("-X", CHAIN, check=False)
 
 
+def quiesce() -> None:
+    """Every measured run starts alike: nothing left to write back, the page cache empty (the
+    feed is read from disk, the previous run's pages gone)."""
+    os.sync()
+    Path("/proc/sys/vm/drop_caches").write_text("1\n")
+
+
 class Bench:
     def __init__(self, lab: Lab, subcloud: str, work: Path, counters: Counters) -> None:
         self.lab = lab
@@ -216,7 +223,7 @@ class Bench:
         self, argv: list[str], extra_env: dict[str, str] | None = None
     ) -> tuple[float, list[dict[str, Any]], dict[str, int]]:
         self.runs += 1
-        os.sync()  # no run pays for the write-back of the one before
+        quiesce()
         before = self.counters.read()
         start = time.perf_counter()
         result = subprocess.run(
@@ -327,7 +334,7 @@ class Bench:
         script = shlex.join(["rsync", "-rlpt", "--delete", "--stats", "-e", ssh, f"{source}/",
                              f"{self.lab.address(self.subcloud)}:{PLAIN_SCRATCH}/"])  # fmt: skip
         pid = str(self.lab.host_info(self.lab.sc)["init_pid"])
-        os.sync()
+        quiesce()
         before = self.counters.read()
         start = time.perf_counter()
         result = subprocess.run(

@@ -73,6 +73,11 @@ def test_install_of_another_release_is_pushed_by_the_system_controller(
     assert run.rc == 0, run.stdout[-3000:] + run.stderr[-2000:]
     assert run.complete(name)
     assert run.task(name, "precheck")["install"]["source"] == "remote"
+    # tasks of the other type, and the SC read the playbook did once, are not even skipped per
+    # subcloud: the `meta: end_role` of their task files passed over them (no worker process)
+    assert run.task(name, "swd_prepare") is None and run.task(name, "swd_finish") is None
+    assert run.task(name, "sc") is None
+    assert run.ran(name, "prepare") and run.ran(name, "finish")
     feed = prestage.feed_bytes()
     assert traffic.sc_sent >= feed
     assert traffic.controller < traffic.sc_sent - feed / 2, (traffic.controller, traffic.sc_sent)

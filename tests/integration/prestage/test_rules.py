@@ -58,6 +58,7 @@ def test_a_sw_deploy_strategy_failure_does_not_stop_a_prestage(
     with fault(lab, "deploy-in-progress", name, "sw-deploy-apply-strategy-failed"):
         run = prestage.run(name, roles_only=True)
     assert run.rc == 0 and run.complete(name), run.stdout[-3000:]
+    assert run.ran(name, "sc")  # the roles alone read the system controller themselves
 
 
 @pytest.mark.parametrize(

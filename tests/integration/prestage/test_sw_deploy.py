@@ -45,6 +45,9 @@ def test_a_subcloud_of_the_release_is_topped_up_to_the_patch_level(
     assert run.task(name, "finalize")["prestage_versions"] == (
         f"for-install: None - for-sw-deploy: {SC_RELEASE}.1"
     )
+    # the install's packages tasks are passed over by their `meta: end_role`, not skipped
+    assert run.task(name, "prepare") is None and run.task(name, "finish") is None
+    assert run.ran(name, "swd_prepare")
     paths = lab.paths
     consumers.software_list(paths, name, GA, "deployed")
     consumers.software_list(paths, name, PATCH, "available")
