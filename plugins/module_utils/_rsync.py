@@ -241,12 +241,6 @@ class _Run:
         shutil.rmtree(self.work, ignore_errors=True)
 
 
-def push(source, dest, options, **connection):
-    """Run one rsync from source (a local path) to host:dest as root there; returns its stats
-    and seconds (push_all's connection arguments)."""
-    return push_all([{"source": source, "dest": dest, "options": options}], **connection)[0]
-
-
 def push_all(transfers, *, host, ssh, password, become_password, deadline, io_timeout, python):
     """Run the rsyncs of transfers (dicts of what, source, dest, options) side by side - they
     write disjoint trees, and a second run's login and sudo then overlap the first's transfer

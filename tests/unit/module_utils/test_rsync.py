@@ -216,13 +216,12 @@ def test_a_real_rsync_through_the_relay_sends_the_password_first(
         "source": f"{stand_ins / 'src' / 'ostree_repo'}/",
         "dest": f"{dest}/",
         "options": ["-rlpt", "--delete"],
-        **real_rsync,
     }
-    stats = rsync.push(deadline=time.monotonic() + 30, **run)
+    (stats,) = rsync.push_all([run], deadline=time.monotonic() + 30, **real_rsync)
     assert (stats["files_transferred"], stats["literal_bytes"]) == (3, 5000 + 7 + 2)
     assert (dest / "objects" / "ab" / "cd.filez").read_bytes() == b"x" * 5000
     assert (stand_ins / "sudo.log").read_text() == "s3cr3t\n"
-    again = rsync.push(deadline=time.monotonic() + 30, **run)
+    (again,) = rsync.push_all([run], deadline=time.monotonic() + 30, **real_rsync)
     assert (again["files_transferred"], again["literal_bytes"]) == (0, 0)
 
 
