@@ -225,6 +225,16 @@ def test_a_real_rsync_through_the_relay_sends_the_password_first(
     assert (again["files_transferred"], again["literal_bytes"]) == (0, 0)
 
 
+def ostree_and_metadata(stand_ins: Path, metadata: Path) -> list[dict[str, Any]]:
+    """The two transfers of a first copy: the source tree, then metadata (as given)."""
+    return [
+        {"what": "ostree_repo", "source": f"{stand_ins / 'src' / 'ostree_repo'}/",
+         "dest": f"{stand_ins / 'dest' / 'ostree_repo'}/", "options": ["-rlpt"]},
+        {"what": "patch metadata", "source": f"{metadata}/",
+         "dest": f"{stand_ins / 'dest' / 'metadata'}/", "options": ["-rlpt"]},
+    ]  # fmt: skip
+
+
 def test_push_all_runs_the_transfers_side_by_side_and_returns_their_stats_in_order(
     stand_ins: Path, real_rsync: dict[str, Any]
 ) -> None:
@@ -245,12 +255,7 @@ def test_push_all_runs_the_transfers_side_by_side_and_returns_their_stats_in_ord
     (stand_ins / "meta").mkdir()
     (stand_ins / "meta" / "a.xml").write_text("<a/>")
     before = set(Path(tempfile.gettempdir()).glob("dcprestage-rsync-*"))
-    transfers = [
-        {"what": "ostree_repo", "source": f"{stand_ins / 'src' / 'ostree_repo'}/",
-         "dest": f"{stand_ins / 'dest' / 'ostree_repo'}/", "options": ["-rlpt"]},
-        {"what": "patch metadata", "source": f"{stand_ins / 'meta'}/",
-         "dest": f"{stand_ins / 'dest' / 'metadata'}/", "options": ["-rlpt"]},
-    ]  # fmt: skip
+    transfers = ostree_and_metadata(stand_ins, stand_ins / "meta")
     ostree, metadata = rsync.push_all(transfers, deadline=time.monotonic() + 20, **real_rsync)
     assert len(list(barrier.iterdir())) == 2
     assert (ostree["files_transferred"], metadata["files_transferred"]) == (3, 1)
@@ -263,12 +268,7 @@ def test_push_all_runs_the_transfers_side_by_side_and_returns_their_stats_in_ord
 def test_push_all_names_the_transfer_that_failed(
     stand_ins: Path, real_rsync: dict[str, Any]
 ) -> None:
-    transfers = [
-        {"what": "ostree_repo", "source": f"{stand_ins / 'src' / 'ostree_repo'}/",
-         "dest": f"{stand_ins / 'dest' / 'ostree_repo'}/", "options": ["-rlpt"]},
-        {"what": "patch metadata", "source": f"{stand_ins / 'absent'}/",
-         "dest": f"{stand_ins / 'dest' / 'metadata'}/", "options": ["-rlpt"]},
-    ]  # fmt: skip
+    transfers = ostree_and_metadata(stand_ins, stand_ins / "absent")
     with pytest.raises(rsync.TransferError) as caught:
         rsync.push_all(transfers, deadline=time.monotonic() + 30, **real_rsync)
     assert caught.value.what == "patch metadata"
