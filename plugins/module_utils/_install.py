@@ -38,10 +38,10 @@ OSTREE_PUSH_OPTIONS = (
 )
 # The patch metadata push (PR:prestage-patches/tasks/prestage-patch-metadata.yml:14-43).
 METADATA_PUSH_OPTIONS = ("--archive", "--delay-updates", "--delete")
-# A departure (README, "Departures"): into an empty destination, --delay-updates (which keeps a
-# tree being updated whole until its last file arrives) has nothing to keep whole, and its staging
-# directories and second renaming pass cost about 15 % of a first copy's time (bench/README.md).
-# The tree is identical; the checksum and the marker still come after it.
+# A departure (README, "Where we depart from StarlingX"): into an empty destination,
+# --delay-updates (which keeps a tree being updated whole until its last file arrives) has nothing
+# to keep whole, and its staging directories and second renaming pass cost about 15 % of a first
+# copy's time (bench/README.md). The tree is identical; the checksum and the marker still follow.
 DELAY_UPDATES = "--delay-updates"
 # Local copies on the subcloud (PR:prestage-sw-packages/tasks/main.yml:31-33,
 # prestage-patch-metadata.yml:10-12).
@@ -205,6 +205,8 @@ def _without_delay_into_empty(options, dest):
         empty = not os.listdir(dest)
     except FileNotFoundError:
         empty = True
+    except OSError:
+        empty = False  # not a directory, unreadable: StarlingX's options, rsync says the rest
     return [o for o in options if not (empty and o == DELAY_UPDATES)]
 
 

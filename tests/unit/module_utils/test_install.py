@@ -352,6 +352,10 @@ def test_a_first_copy_into_an_empty_destination_has_no_delay_updates(tmp_path: P
     )
     assert "--delay-updates" in ostree["options"]
     assert "--delay-updates" not in metadata["options"]
+    (tmp_path / "26.03").mkdir()
+    (tmp_path / "26.03" / "ostree_repo").write_text("a file where a tree should be")
+    (odd,) = install.transfers("26.03", ["ostree"], "g", base=str(tmp_path))
+    assert "--delay-updates" in odd["options"]  # not known empty: StarlingX's options
     (default,) = install.transfers("25.09", ["ostree"], "g")
     assert default["dest"] == "/opt/platform-backup/25.09/ostree_repo/"
 
