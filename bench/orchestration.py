@@ -29,7 +29,7 @@ Usage (root; hold the lab lock for the whole run; the lab is brought up with N s
 --size and left as it was found):
   flock /tmp/dcprestage-lab.lock .venv/bin/python bench/orchestration.py \
       [--subclouds 12] [--window 3] [--size 20M] [--slow-rate 16mbit] [--release 24.09] \
-      [--before REF] [--no-sshpass]
+      [--before REF] [--no-sshpass] [--controller-nice N]
 """
 
 from __future__ import annotations
@@ -104,6 +104,15 @@ def main() -> None:
     parser.add_argument("--release", default="24.09")
     parser.add_argument("--before", metavar="REF", help="also run ours as committed at REF")
     parser.add_argument("--no-sshpass", action="store_true", help="leave out ours, sshpass")
+    parser.add_argument(
+        "--controller-nice",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run every variant's ansible-playbook at this niceness (e.g. -10: the controller "
+        "gets the CPU before the lab's system controller and subclouds, which share it here "
+        "but not in production)",
+    )
     options = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("needs root (the lab)")
@@ -128,7 +137,8 @@ def main() -> None:
         "ANSIBLE_HOME": str(work / "ansible-home"),
     }
     inventories = ["-i", str(lab.inventory), "-i", str(secrets)]
-    base = [str(BIN / "ansible-playbook"), *inventories, "-l", ",".join(clouds)]
+    niced = ["nice", "-n", str(options.controller_nice)] if options.controller_nice else []
+    base = [*niced, str(BIN / "ansible-playbook"), *inventories, "-l", ",".join(clouds)]
 
     def fresh() -> None:
         """The subclouds as `lab up` makes them, the slow ones behind their slow link."""
@@ -136,11 +146,14 @@ def main() -> None:
         for cloud in slow:
             lab.fault("slow-link", cloud, options.slow_rate)
 
-    def ours(state: Path, playbook: Path = PLAYBOOK, **extra_env: str) -> tuple[float, float]:
+    def ours(
+        state: Path, playbook: Path = PLAYBOOK, nice: bool = True, **extra_env: str
+    ) -> tuple[float, float]:
         variables = work / "ours.json"
         variables.write_text(json.dumps({"release": options.release,
                                          "max_parallel_subclouds": options.window}))  # fmt: skip
-        return timed([*base, str(playbook), "-e", f"@{variables}"],
+        command = base if nice else base[len(niced) :]
+        return timed([*command, str(playbook), "-e", f"@{variables}"],
                      {**env, "DCPRESTAGE_STATE_DIR": str(state), **extra_env})  # fmt: skip
 
     def ours_as_of(ref: str) -> tuple[float, float]:
@@ -176,6 +189,9 @@ def main() -> None:
             results["ours, sshpass"] = ours(
                 work / "sshpass", ANSIBLE_SSH_PASSWORD_MECHANISM=SSHPASS
             )
+        if options.controller_nice:  # the same, the controller sharing the CPU evenly
+            fresh()
+            results["ours, controller not niced"] = ours(work / "not-niced", nice=False)
         if options.before:
             fresh()
             results[f"ours as of {options.before}"] = ours_as_of(options.before)
@@ -190,6 +206,7 @@ def main() -> None:
             name: window_figures(json.loads((work / d / "strategy.json").read_text())["steps"],
                                  options.window)
             for name, d in (("ours (window)", "measured"), ("ours, sshpass", "sshpass"),
+                            ("ours, controller not niced", "not-niced"),
                             (f"ours as of {options.before}", "before"))
             if (work / d / "strategy.json").exists()
         }  # fmt: skip
@@ -207,7 +224,8 @@ def main() -> None:
     print(f"{options.subclouds} subclouds for install of {options.release} "
           f"(local copy on {', '.join(c for c in clouds if c in local) or 'none'}), "
           f"{len(slow)} behind {options.slow_rate} ({', '.join(slow)}), window "
-          f"{options.window}, feeds {options.size}")  # fmt: skip
+          f"{options.window}, feeds {options.size}, controller nice "
+          f"{options.controller_nice}")  # fmt: skip
     print("  subcloud durations (ours): " + ", ".join(
         f"{c.removeprefix('subcloud')}:{d:.1f}" for c, d in sorted(
             durations.items(), key=lambda i: int(i[0].removeprefix("subcloud")))))  # fmt: skip
