@@ -65,9 +65,13 @@ options:
       - section: distcloud_prestage
         key: progress_interval
   flush_interval:
-    description: Longest time, in seconds, a recorded change waits before it is written.
+    description:
+      - Longest time, in seconds, a recorded change waits before it is written; also how often a
+        running play looks for an abort written by another command.
+      - Each write rewrites the state files in Ansible's main process, which also starts the next
+        subcloud; a shorter interval shows progress sooner and admits the next subcloud later.
     type: float
-    default: 0.2
+    default: 1.0
     env:
       - name: DCPRESTAGE_FLUSH_INTERVAL
     ini:

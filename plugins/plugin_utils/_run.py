@@ -40,7 +40,10 @@ from ansible_collections.distcloud.prestage.plugins.plugin_utils._store import (
 )
 
 PRESTAGING = "prestaging"
-DEFAULT_FLUSH_INTERVAL = 0.2
+# Each write is the whole strategy.json and subclouds.json, made in Ansible's main process: at 0.2 s
+# they took a tenth of its time at 40 subclouds, on the path from one step's end to the next one's
+# start (bench/README.md, "Where the main process's time goes").
+DEFAULT_FLUSH_INTERVAL = 1.0
 # The signals that interrupt a run (the orchestrator's and the play's process handle them alike).
 INTERRUPT_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 # Every process of one run carries this variable (its value names the run): what is left of a
