@@ -6,10 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
+from ansible_collections.distcloud.prestage.plugins.callback import prestage_state
 from ansible_collections.distcloud.prestage.plugins.plugin_utils import _strategy as model
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._errors import PrestageError
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._run import (
+    DEFAULT_FLUSH_INTERVAL,
     StrategyRun,
     prestage_versions_text,
 )
@@ -243,3 +246,9 @@ def test_a_failed_write_stops_admitting_and_is_reported(tmp_path: Path) -> None:
     run.enter_phase("a", "precheck")
     assert errors and "Cannot record the prestage state" in errors[0]
     assert not run.admitting()
+
+
+def test_the_callback_documents_the_runs_default_flush_interval() -> None:
+    """The option's documented default is the one a run without the option uses."""
+    options = yaml.safe_load(prestage_state.DOCUMENTATION)["options"]
+    assert options["flush_interval"]["default"] == DEFAULT_FLUSH_INTERVAL == 1.0
