@@ -523,64 +523,76 @@ def crictl_pull(module, local, password, deadline):
     return api.RegistryError(kind, f"crictl pull {local} failed (rc {rc}): {text}")
 
 
+def with_retries(module, attempt, deadline):
+    """``attempt()`` (None or a RegistryError) until it succeeds, fails for good or the retries
+    run out; None or the last error. A retryable error after the deadline is a timeout."""
+    params = module.params
+    tries = 0
+    while True:
+        error = attempt()
+        if error is None:
+            return None
+        if error.retryable and remaining(deadline) <= 0:
+            # it was still trying when the phase ran out of time
+            error = api.RegistryError(api.TIMEOUT, f"{error} (phase deadline reached)")
+        if not error.retryable or tries >= params["retries"]:
+            return error
+        tries += 1
+        time.sleep(max(0, min(params["retry_delay"], remaining(deadline))))
+
+
+def copy_into_local(module, job, *, registries, local, index, deadline):
+    """One try at putting the job's image in the local registry; None or the RegistryError.
+    download_images.py:309-350: inspect the local name first, else pull and push."""
+    src = job["source_parts"]
+    dst = job["local_parts"]
+    try:
+        if local.manifest_digest(dst["repository"], refs.reference_of(dst), "pull,push"):
+            job["state"] = "present"
+        elif module.check_mode:
+            job["state"] = "pulled"
+        else:
+            source = registries.get(src["host"], job["credentials"], job["insecure"])
+            job["stats"] = api.copy_image(
+                source,
+                src["repository"],
+                refs.reference_of(src),
+                local,
+                dst["repository"],
+                destination_reference=refs.reference_of(dst),
+                deadline=deadline,
+                index=index,
+            )
+            job["state"] = "pulled"
+    except api.RegistryError as exc:
+        return exc
+    return None
+
+
 def sync_image(module, job, *, registries, local, index, deadline, crictl):
     """Copy one image into the local registry unless it is there (and crictl pull it for
     software deployment); the job with its outcome: ``state`` (pulled, present, failed)."""
-    params = module.params
     if job.get("error") is not None:
         job["state"] = "failed"
         return job
-    src = job["source_parts"]
-    dst = job["local_parts"]
-    tries = 0
-    while True:
-        try:
-            # download_images.py:309-350: inspect the local name first, else pull and push
-            if local.manifest_digest(dst["repository"], refs.reference_of(dst), "pull,push"):
-                job["state"] = "present"
-            elif module.check_mode:
-                job["state"] = "pulled"
-            else:
-                source = registries.get(src["host"], job["credentials"], job["insecure"])
-                job["stats"] = api.copy_image(
-                    source,
-                    src["repository"],
-                    refs.reference_of(src),
-                    local,
-                    dst["repository"],
-                    destination_reference=refs.reference_of(dst),
-                    deadline=deadline,
-                    index=index,
-                )
-                job["state"] = "pulled"
-            break
-        except api.RegistryError as exc:
-            if exc.retryable and remaining(deadline) <= 0:
-                # it was still trying when the phase ran out of time
-                exc = api.RegistryError(api.TIMEOUT, f"{exc} (phase deadline reached)")
-            if exc.retryable and tries < params["retries"]:
-                tries += 1
-                time.sleep(max(0, min(params["retry_delay"], remaining(deadline))))
-                continue
-            job["state"] = "failed"
-            job["error"] = exc
-            return job
-    if crictl is not None and not module.check_mode and job["local"] not in crictl["cached"]:
-        tries = 0
-        while True:
-            error = crictl_pull(module, job["local"], crictl["password"], deadline)
-            if error is None:
-                job["crictl"] = True
-                break
-            if error.kind == api.TRANSIENT and remaining(deadline) <= 0:
-                error = api.RegistryError(api.TIMEOUT, f"{error} (phase deadline reached)")
-            if error.kind == api.TRANSIENT and tries < params["retries"]:
-                tries += 1
-                time.sleep(max(0, min(params["retry_delay"], remaining(deadline))))
-                continue
-            job["state"] = "failed"
-            job["error"] = error
-            break
+    error = with_retries(
+        module,
+        lambda: copy_into_local(
+            module, job, registries=registries, local=local, index=index, deadline=deadline
+        ),
+        deadline,
+    )
+    crictl_wanted = crictl is not None and not module.check_mode
+    if error is None and crictl_wanted and job["local"] not in crictl["cached"]:
+        error = with_retries(
+            module,
+            lambda: crictl_pull(module, job["local"], crictl["password"], deadline),
+            deadline,
+        )
+        job["crictl"] = error is None
+    if error is not None:
+        job["state"] = "failed"
+        job["error"] = error
     return job
 
 
@@ -724,6 +736,61 @@ def failure_message(failed):
     return f"Failed to download images {sources!r}: {reasons}{more}"
 
 
+def check_inputs(params, result):
+    """Refusals before anything changes: the list against its file, the docker space."""
+    if params["image_list_file"]:
+        problem = refs.image_list_error(params["images"] or [], params["image_list_file"])
+        if problem:
+            raise PhaseError(problem)
+    # PR:prepare-env/tasks/prepare-images-prestage-env.yml:19-27
+    result["docker_free_gib"] = docker_free_gib(params["docker_dir"])
+    if result["docker_free_gib"] < params["docker_min_free_gib"]:
+        raise PhaseError(DOCKER_SPACE)
+
+
+def sync_listed_images(module, images, result, deadline):
+    """Every listed image into the local registry; each outcome into result. Raises the
+    phase's failure when an image could not be had."""
+    registries = read_registries(module, deadline)
+    result["source_registries"] = refs.registry_summary(registries)
+    password = local_registry_password()
+    module.no_log_values.add(password)
+    failed = []
+    for job in sync_images(module, images, registries, password, deadline):
+        result["local_names"][job["image"]] = job["local"]
+        if job["state"] == "failed":
+            failed.append(job)
+            error = job["error"]
+            result["failed_images"].append({
+                "image": job["image"],
+                "source": job["source"],
+                "local": job["local"],
+                "class": error.kind,
+                "reason": str(error),
+            })  # fmt: skip
+        else:
+            result[job["state"]].append(job["image"])
+        if job.get("crictl"):
+            result["crictl_pulled"].append(job["local"])
+    result["changed"] = result["changed"] or bool(result["pulled"] or result["crictl_pulled"])
+    if failed:
+        if any(job["error"].kind == api.TIMEOUT for job in failed):
+            raise PhaseTimeout("images")
+        raise PhaseError(failure_message(failed))
+
+
+def refresh_archive(module, release_dir, result, deadline):
+    """The registry archive kept when the registry is as it was archived, else remade."""
+    kept = current_archive(release_dir, module.params["registry_storage_dir"])
+    if kept is not None:
+        result["archive"] = kept
+        return
+    stale = cleanup_archives(release_dir, module.check_mode)
+    result["removed"] = sorted(set(result["removed"]) | set(stale))
+    result["archive"] = make_archive(module, release_dir, deadline)
+    result["changed"] = True
+
+
 def run(module):
     """The phase; returns (failed, result). The result never holds a password."""
     params = module.params
@@ -746,14 +813,7 @@ def run(module):
         "prestage_images_verified": False,
     }
     try:
-        if params["image_list_file"]:
-            problem = refs.image_list_error(params["images"] or [], params["image_list_file"])
-            if problem:
-                raise PhaseError(problem)
-        # PR:prepare-env/tasks/prepare-images-prestage-env.yml:19-27
-        result["docker_free_gib"] = docker_free_gib(params["docker_dir"])
-        if result["docker_free_gib"] < params["docker_min_free_gib"]:
-            raise PhaseError(DOCKER_SPACE)
+        check_inputs(params, result)
         # an archive of the registry as it is now waits: it is kept if the images change nothing
         waiting = archive and current_archive(release_dir, params["registry_storage_dir"])
         keep = (REGISTRY_ARCHIVE, ARCHIVE_STATE) if waiting else ()
@@ -763,45 +823,10 @@ def run(module):
             cleaned = True
         if images:
             # PR:prestage-images/tasks/main.yml:16-63 (only with a list)
-            registries = read_registries(module, deadline)
-            result["source_registries"] = refs.registry_summary(registries)
-            password = local_registry_password()
-            module.no_log_values.add(password)
-            jobs = sync_images(module, images, registries, password, deadline)
-            failed = []
-            for job in jobs:
-                result["local_names"][job["image"]] = job["local"]
-                if job["state"] == "failed":
-                    failed.append(job)
-                    error = job["error"]
-                    result["failed_images"].append({
-                        "image": job["image"],
-                        "source": job["source"],
-                        "local": job["local"],
-                        "class": error.kind,
-                        "reason": str(error),
-                    })  # fmt: skip
-                else:
-                    result[job["state"]].append(job["image"])
-                if job.get("crictl"):
-                    result["crictl_pulled"].append(job["local"])
-            result["changed"] = result["changed"] or bool(
-                result["pulled"] or result["crictl_pulled"]
-            )
-            if failed:
-                if any(job["error"].kind == api.TIMEOUT for job in failed):
-                    raise PhaseTimeout("images")
-                raise PhaseError(failure_message(failed))
+            sync_listed_images(module, images, result, deadline)
         if archive:
             # PR:prestage-images/tasks/main.yml:65-70 (for install, list or not)
-            kept = current_archive(release_dir, params["registry_storage_dir"])
-            if kept is not None:
-                result["archive"] = kept
-            else:
-                stale = cleanup_archives(release_dir, module.check_mode)
-                result["removed"] = sorted(set(result["removed"]) | set(stale))
-                result["archive"] = make_archive(module, release_dir, deadline)
-                result["changed"] = True
+            refresh_archive(module, release_dir, result, deadline)
         result["prestage_images_verified"] = not module.check_mode
         return False, result
     except PhaseTimeout:

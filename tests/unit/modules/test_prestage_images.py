@@ -369,3 +369,40 @@ def test_documentation_is_valid_yaml_matching_the_spec() -> None:
     assert yaml.safe_load(mod.EXAMPLES)
     returned = yaml.safe_load(mod.RETURN)
     assert {"python_version", "pulled", "present", "failed_images", "archive"} <= set(returned)
+
+
+def _attempts(*outcomes: api.RegistryError | None):
+    """An attempt that gives the outcomes in turn, and the count of calls."""
+    calls: list[int] = []
+
+    def attempt() -> api.RegistryError | None:
+        calls.append(1)
+        return outcomes[len(calls) - 1]
+
+    return attempt, calls
+
+
+def test_with_retries_retries_transient_errors_only() -> None:
+    module = Module({"retries": 2, "retry_delay": 0})
+    far = mod.time.monotonic() + 60
+    transient = api.RegistryError(api.TRANSIENT, "reset")
+    attempt, calls = _attempts(transient, None)
+    assert mod.with_retries(module, attempt, far) is None
+    assert len(calls) == 2
+    attempt, calls = _attempts(transient, transient, transient)
+    assert mod.with_retries(module, attempt, far) is transient
+    assert len(calls) == 3  # one try and two retries
+    hard = api.RegistryError(api.UNAUTHORIZED, "denied")
+    attempt, calls = _attempts(hard)
+    assert mod.with_retries(module, attempt, far) is hard
+    assert len(calls) == 1
+
+
+def test_with_retries_past_the_deadline_is_a_timeout() -> None:
+    module = Module({"retries": 5, "retry_delay": 0})
+    attempt, calls = _attempts(api.RegistryError(api.TRANSIENT, "reset"))
+    error = mod.with_retries(module, attempt, mod.time.monotonic() - 1)
+    assert error is not None
+    assert error.kind == api.TIMEOUT
+    assert str(error) == "reset (phase deadline reached)"
+    assert len(calls) == 1
