@@ -646,6 +646,27 @@ def fetch_registry(client: DcmanagerClient, addresses: bool | Iterable[str] = Tr
     one has none (dcmanager says 'unavailable'), is kept (so a strategy skips it as offline) and
     gets no ansible_host.
     """
+    groups = _groups_of(client)
+    items = client.list_subclouds()
+    subclouds = _subclouds_of(client, items, {g.id for g in groups})
+    if addresses is True:
+        wanted = subclouds
+    else:
+        names = set() if addresses is False else set(addresses)
+        wanted = [s for s in subclouds if s.name in names]
+    _read_addresses(client, wanted, {item.get("name"): item for item in items})
+    groups.sort(key=lambda g: g.id)
+    subclouds.sort(key=lambda s: s.id)
+    return Registry(
+        path=f"dcmanager {client.endpoint}",
+        groups=groups,
+        subclouds=subclouds,
+        last_group_id=max(g.id for g in groups),
+    )
+
+
+def _groups_of(client: DcmanagerClient) -> list[Group]:
+    """dcmanager's subcloud groups, each checked; the Default group among them."""
     groups_url = client.url("/subcloud-groups")
     groups = []
     for index, item in enumerate(client.list_groups()):
@@ -662,18 +683,23 @@ def fetch_registry(client: DcmanagerClient, addresses: bool | Iterable[str] = Tr
                 f"dcmanager GET {groups_url}: subcloud group {group.name!r} has the name of an "
                 "Ansible group (rename it in dcmanager)"
             )
-    by_id = {g.id: g for g in groups}
-    if len(by_id) != len(groups) or len({g.name for g in groups}) != len(groups):
+    ids = {g.id for g in groups}
+    if len(ids) != len(groups) or len({g.name for g in groups}) != len(groups):
         raise DcmanagerError(f"dcmanager GET {groups_url}: two subcloud groups share an id or name")
-    if DEFAULT_GROUP_ID not in by_id:
+    if DEFAULT_GROUP_ID not in ids:
         raise DcmanagerError(f"dcmanager GET {groups_url}: no Default subcloud group (id 1)")
+    return groups
 
+
+def _subclouds_of(
+    client: DcmanagerClient, items: list[dict[str, Any]], group_ids: set[int]
+) -> list[Subcloud]:
+    """The subclouds of dcmanager's list, every entry checked before any detail call."""
     list_url = client.url("/subclouds")
     subclouds: list[Subcloud] = []
     seen_names: set[str] = set()
     seen_ids: set[int] = set()
-    items = client.list_subclouds()
-    for index, item in enumerate(items):  # every entry checked before any detail call
+    for index, item in enumerate(items):
         label = f"subclouds[{index}] ({item.get('name', '?')})"
         try:
             subcloud = subcloud_from_api(item, "")
@@ -681,7 +707,7 @@ def fetch_registry(client: DcmanagerClient, addresses: bool | Iterable[str] = Tr
                 subcloud.oam_floating_address = oam_address(item) or ""
         except FieldProblem as exc:
             raise DcmanagerError(f"dcmanager GET {list_url}: {label}: {exc}") from None
-        if subcloud.group_id not in by_id:
+        if subcloud.group_id not in group_ids:
             raise DcmanagerError(
                 f"dcmanager GET {list_url}: {label}: 'group_id' {subcloud.group_id} is not a "
                 "subcloud group of dcmanager"
@@ -693,13 +719,14 @@ def fetch_registry(client: DcmanagerClient, addresses: bool | Iterable[str] = Tr
         seen_names.add(subcloud.name)
         seen_ids.add(subcloud.id)
         subclouds.append(subcloud)
+    return subclouds
 
-    if addresses is True:
-        wanted = subclouds
-    else:
-        names = set() if addresses is False else set(addresses)
-        wanted = [s for s in subclouds if s.name in names]
-    by_name = {item.get("name"): item for item in items}
+
+def _read_addresses(
+    client: DcmanagerClient, wanted: list[Subcloud], by_name: dict[Any, dict[str, Any]]
+) -> None:
+    """The OAM floating address of each wanted subcloud the list gave none for (detail calls);
+    an online subcloud without one is an error."""
     need_detail = [s for s in wanted if "oam_floating_ip" not in by_name[s.name]]
     for subcloud, detail in zip(
         need_detail, client.subcloud_details(s.id for s in need_detail), strict=True
@@ -716,11 +743,3 @@ def fetch_registry(client: DcmanagerClient, addresses: bool | Iterable[str] = Tr
                 f"dcmanager GET {detail_url}: subcloud {subcloud.name} is online but dcmanager has "
                 "no OAM floating address for it (oam_floating_ip 'unavailable' or missing)"
             )
-    groups.sort(key=lambda g: g.id)
-    subclouds.sort(key=lambda s: s.id)
-    return Registry(
-        path=f"dcmanager {client.endpoint}",
-        groups=groups,
-        subclouds=subclouds,
-        last_group_id=max(g.id for g in groups),
-    )
