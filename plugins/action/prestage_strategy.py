@@ -15,6 +15,7 @@ from ansible_collections.distcloud.prestage.plugins.module_utils._strategy_args 
     option_problem,
 )
 from ansible_collections.distcloud.prestage.plugins.plugin_utils import _history as history
+from ansible_collections.distcloud.prestage.plugins.plugin_utils import _lifecycle as lifecycle
 from ansible_collections.distcloud.prestage.plugins.plugin_utils import _logs as logs
 from ansible_collections.distcloud.prestage.plugins.plugin_utils import _source as source
 from ansible_collections.distcloud.prestage.plugins.plugin_utils import _strategy as model
@@ -25,8 +26,6 @@ from ansible_collections.distcloud.prestage.plugins.plugin_utils._config import 
 )
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._errors import PrestageError
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._orchestrator import (
-    is_ancestor,
-    is_running,
     orchestrator_record,
 )
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._registry import Registry
@@ -81,47 +80,23 @@ class ActionModule(ActionBase):
         if params["retry_failed"] and (problem := self._retry_conflict(params)):
             raise PrestageError(problem)
         # The play runs in our parent: that process is the orchestrator from now on.
-        orchestrator = orchestrator_record(os.getppid(), via="ansible-playbook")
+        orchestrator = orchestrator_record(os.getppid(), via=lifecycle.PLAY)
         retried = None
         with store.locked():
             strategy = store.load_strategy()
             if strategy is not None and params["retry_failed"]:
                 raise PrestageError(model.MSG_EXISTS)
-            if strategy is None and params["retry_failed"]:
-                request, record = history.retry_request(store.state_dir)
-                strategy = model.build_strategy(
-                    request, facts, self._registry(params), store.prestage_statuses()
-                )
-                model.check_play_hosts(strategy, params["hosts"])
-                retried = history.retry_note(record, strategy)
-                model.apply(strategy, orchestrator)
+            if strategy is None:
+                if params["retry_failed"]:
+                    strategy, retried = self._retry(params, store)
+                else:
+                    strategy = self._create(params, store)
+                lifecycle.claim(strategy, orchestrator, via=lifecycle.PLAY)
                 action = "created"
-            elif strategy is None:
-                strategy = self._create(params, store)
-                model.apply(strategy, orchestrator)
-                action = "created"
-            elif strategy.state == model.INITIAL:
-                self._check_same(strategy, params)
-                model.apply(strategy, orchestrator)
-                action = "applied"
-            elif strategy.state == model.APPLYING and not is_running(strategy.orchestrator):
-                self._check_same(strategy, params)
-                model.resume(strategy, orchestrator)
-                action = "resumed"
-            elif strategy.state in model.RUNNING_STATES and is_ancestor(strategy.orchestrator):
-                # `dcprestage ... apply` started this run (maybe aborted already: the strategy
-                # plugin then admits nobody and closes the abort)
-                orchestrator["applied-by"] = strategy.orchestrator.get("via")
-                strategy.orchestrator = orchestrator  # `dcprestage ... apply` started this run
-                action = "taken-over"
-            elif strategy.state in model.RUNNING_STATES:
-                pid = strategy.orchestrator.get("pid")
-                raise PrestageError(f"The prestage strategy is being applied by process {pid}")
             else:
-                raise PrestageError(
-                    f"Strategy in state {strategy.state} cannot be applied; delete it first "
-                    "('dcprestage prestage-strategy delete')"
-                )
+                action = lifecycle.claim(strategy, orchestrator, via=lifecycle.PLAY, take_over=True)
+                if action != lifecycle.TAKEN_OVER:
+                    self._check_same(strategy, params)
             if params["forks"] is not None:
                 # refused here, before the strategy changes, rather than by the strategy plugin
                 model.check_forks(strategy, params["forks"])
@@ -147,6 +122,15 @@ class ActionModule(ActionBase):
             "strategy": fields,
             **({"retried": retried} if retried else {}),
         }
+
+    def _retry(self, params: dict[str, Any], store: StateStore) -> tuple[model.Strategy, str]:
+        """The strategy again for the subclouds the last one left failed, and the note saying so."""
+        request, record = history.retry_request(store.state_dir)
+        strategy = model.build_strategy(
+            request, params["sc_facts"], self._registry(params), store.prestage_statuses()
+        )
+        model.check_play_hosts(strategy, params["hosts"])
+        return strategy, history.retry_note(record, strategy)
 
     @staticmethod
     def _retry_conflict(params: dict[str, Any]) -> str | None:

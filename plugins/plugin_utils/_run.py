@@ -28,11 +28,9 @@ import time
 from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
+from ansible_collections.distcloud.prestage.plugins.plugin_utils import _lifecycle as lifecycle
 from ansible_collections.distcloud.prestage.plugins.plugin_utils import _strategy as model
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._errors import PrestageError
-from ansible_collections.distcloud.prestage.plugins.plugin_utils._orchestrator import (
-    orchestrator_record,
-)
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._report_file import keep_report
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._store import (
     StateStore,
@@ -231,16 +229,11 @@ class StrategyRun:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def begin(self, via: str = "ansible-playbook") -> model.Strategy:
+    def begin(self) -> model.Strategy:
         """Take the strategy over for this process (it must be applying)."""
         with self.store.locked():
             strategy = self.store.require_strategy()
-            if strategy.state not in model.RUNNING_STATES:
-                raise PrestageError(f"Strategy in state {strategy.state} is not being applied")
-            previous = strategy.orchestrator or {}
-            strategy.orchestrator = orchestrator_record(os.getpid(), via=previous.get("via", via))
-            strategy.orchestrator["applied-by"] = previous.get("applied-by", previous.get("via"))
-            strategy.orchestrator["abort-timeout"] = self.abort_timeout
+            lifecycle.adopt(strategy, os.getpid(), self.abort_timeout)
             self.store.save_strategy(strategy)
             self.store.clear_started()  # an earlier run's: what it started is in the file now
             self._signature = self._file_signature()

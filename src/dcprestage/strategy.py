@@ -9,14 +9,12 @@ import sys
 from typing import Any
 
 from ansible_collections.distcloud.prestage.plugins.plugin_utils import _history as history
+from ansible_collections.distcloud.prestage.plugins.plugin_utils import _lifecycle as lifecycle
 from ansible_collections.distcloud.prestage.plugins.plugin_utils import _logs as logs
 from ansible_collections.distcloud.prestage.plugins.plugin_utils import _report as report
 from ansible_collections.distcloud.prestage.plugins.plugin_utils import _strategy as model
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._errors import PrestageError
-from ansible_collections.distcloud.prestage.plugins.plugin_utils._orchestrator import (
-    is_running,
-    orchestrator_record,
-)
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._orchestrator import is_running
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._password import sysadmin_password
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._store import (
     resolve_state_dir,
@@ -172,18 +170,15 @@ class ApplyStrategy(ShowCommand):
         ctx = self.ctx
         store = ctx.store
         strategy = store.require_strategy()
-        check_appliable(strategy)
+        if problem := lifecycle.refusal(strategy):  # before asking and before the lock
+            raise problem.error(lifecycle.CLI)
         model.check_registry_holds(strategy, ctx.registry)  # refused here rather than by the run
         inventory = ctx.config.path
         confirm("Apply the prestage strategy?", parsed_args.yes)
         password = store.load_secret() or sysadmin_password(None)
         with store.locked():
             strategy = store.require_strategy()
-            if strategy.state == model.INITIAL:
-                model.apply(strategy, {})
-            else:
-                check_appliable(strategy)
-                model.resume(strategy, {})  # the orchestrator died: run what it left again
+            lifecycle.claim(strategy, {}, via=lifecycle.CLI)
             pid = launcher.start(
                 store.state_dir,
                 inventory,
@@ -191,19 +186,9 @@ class ApplyStrategy(ShowCommand):
                 model.largest_window(strategy),
                 keystone_password=ctx.keystone_password,
             )
-            strategy.orchestrator = orchestrator_record(pid, via="dcprestage")
-            strategy.orchestrator["applied-by"] = "dcprestage"
+            lifecycle.launched(strategy, pid)
             store.save_strategy(strategy)
         return strategy_table(strategy)
-
-
-def check_appliable(strategy: model.Strategy) -> None:
-    """initial, or applying with its orchestrator gone (crash recovery)."""
-    if strategy.state == model.INITIAL:
-        return
-    if strategy.state == model.APPLYING and not is_running(strategy.orchestrator):
-        return
-    raise PrestageError(f"Strategy in state {strategy.state} cannot be applied")
 
 
 class ShowStrategy(ShowCommand):

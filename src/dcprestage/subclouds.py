@@ -8,13 +8,11 @@ import sys
 from typing import Any
 
 from ansible_collections.distcloud.prestage.plugins.module_utils._formats import is_subcloud_name
+from ansible_collections.distcloud.prestage.plugins.plugin_utils import _lifecycle as lifecycle
 from ansible_collections.distcloud.prestage.plugins.plugin_utils import _source as source
 from ansible_collections.distcloud.prestage.plugins.plugin_utils import _strategy as model
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._errors import NotFoundError
-from ansible_collections.distcloud.prestage.plugins.plugin_utils._orchestrator import (
-    is_running,
-    orchestrator_record,
-)
+from ansible_collections.distcloud.prestage.plugins.plugin_utils._orchestrator import is_running
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._password import sysadmin_password
 from ansible_collections.distcloud.prestage.plugins.plugin_utils._registry import (
     Group,
@@ -337,7 +335,7 @@ class PrestageSubcloud(ShowCommand):
             strategy = model.build_strategy(
                 request, ctx.sc_facts, ctx.registry, _live_statuses(store, run_store)
             )
-            model.apply(strategy, {})
+            lifecycle.claim(strategy, {}, via=lifecycle.CLI)
             pid = launcher.start(
                 run_store.state_dir,
                 ctx.config.path,
@@ -347,7 +345,7 @@ class PrestageSubcloud(ShowCommand):
                             "prestage_log_dir": store.logs_dir},
                 keystone_password=ctx.keystone_password,
             )  # fmt: skip
-            strategy.orchestrator = orchestrator_record(pid, via="dcprestage")
+            lifecycle.launched(strategy, pid)
             run_store.save_strategy(strategy)
             store.update_statuses({name: SubcloudStatus(prestage_status=PRESTAGING)})
         registry = ctx.registry_with_address(name)
