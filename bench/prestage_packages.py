@@ -375,7 +375,7 @@ def fmt_seconds(value: float | None, width: int) -> str:
     return f"{value:>{width}.2f}" if value is not None else f"{'-':>{width}}"
 
 
-def main() -> None:
+def main() -> None:  # noqa: PLR0912, PLR0915 - a bench's main is its whole run, read top to bottom
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--size", help="bring the lab up with feeds of this size, e.g. 200M")
     parser.add_argument("--repeat", type=int, default=3)

@@ -119,7 +119,8 @@ def _secrets(paths: Paths) -> dict[str, str]:
     return passwords
 
 
-def up(paths: Paths, count: int, size_arg: str | None, sc_release_arg: str | None = None) -> int:
+# The lab's bring-up, its steps in order: past ruff's PLR0915 limit.
+def up(paths: Paths, count: int, size_arg: str | None, sc_release_arg: str | None = None) -> int:  # noqa: PLR0915
     if not 1 <= count <= MAX_SUBCLOUDS:
         raise LabError(f"N must be between 1 and {MAX_SUBCLOUDS}")
     _check_host()
@@ -495,7 +496,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one return per command
     args = _parser().parse_args(argv)
     try:
         paths = Paths(lab_dir())

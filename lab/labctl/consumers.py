@@ -656,7 +656,7 @@ CHECKS = {
 }
 
 
-def run(
+def run(  # noqa: PLR0911 - one return per consumer check
     paths: Paths,
     check: str,
     host: str,

@@ -30,6 +30,21 @@ from ansible_collections.distcloud.prestage.plugins.plugin_utils._strategy impor
 MODULE = "distcloud.prestage.prestage_precheck"
 
 
+def _controller_failure(sc: dict[str, Any], release: str, for_sw_deploy: bool) -> str | None:
+    """Why the system controller, as sc_release_info read it, cannot serve this prestage."""
+    if sc.get("failed") or sc.get("unreachable") or not sc.get("sc_release"):
+        problem = " ".join(str(sc.get("msg") or "no answer").split())
+        return f"Cannot read the system controller: {problem}"
+    failure = release_failure(sc, release, for_sw_deploy) or minimum_release_failure(sc, release)
+    if failure or for_sw_deploy:
+        return failure
+    feed = sc.get("feed") or {}
+    if not feed.get("exists"):
+        return f"Directory {feed.get('path')}/ostree_repo does not exist on the system controller."
+    # a feed the system controller cannot serve whole is never prestaged
+    return (sc.get("ostree") or {}).get("error")
+
+
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _supports_check_mode = True
@@ -52,22 +67,7 @@ class ActionModule(ActionBase):
 
         sc = params["sc_release_info"]
         result["prestage_sc_release_info"] = sc
-        if sc.get("failed") or sc.get("unreachable") or not sc.get("sc_release"):
-            problem = " ".join(str(sc.get("msg") or "no answer").split())
-            result.update(failed=True, msg=f"Cannot read the system controller: {problem}")
-            return result
-        failure = release_failure(sc, release, for_sw_deploy) or minimum_release_failure(
-            sc, release
-        )
-        if not failure and not for_sw_deploy:
-            feed = sc.get("feed") or {}
-            if not feed.get("exists"):
-                failure = (
-                    f"Directory {feed.get('path')}/ostree_repo does not exist on the system "
-                    "controller."
-                )
-            else:  # a feed the system controller cannot serve whole is never prestaged
-                failure = (sc.get("ostree") or {}).get("error")
+        failure = _controller_failure(sc, release, for_sw_deploy)
         if failure:
             result.update(failed=True, msg=failure)
             return result

@@ -129,7 +129,7 @@ def space_failure(path, needed, available, what):
     )
 
 
-def precheck_reason(request, facts):
+def precheck_reason(request, facts):  # noqa: PLR0911 - one return per check, in dcmanager's order
     """(kind, reason) for the subcloud's facts, kind 'skip' or 'fail', or (None, None).
 
     request: release, for_sw_deploy, force. facts: sw_version, system_mode, health (text; None

@@ -43,7 +43,8 @@ def transient_reason(name: str, field: str, value: str) -> str:
     )
 
 
-def initial_skip_reason(subcloud: Subcloud, prestage_status: str | None) -> str | None:
+# One return per dcmanager check, in its order: past ruff's PLR0911 limit.
+def initial_skip_reason(subcloud: Subcloud, prestage_status: str | None) -> str | None:  # noqa: PLR0911
     """Why the subcloud cannot be prestaged now (a skip, not a failure), or None (§4.1)."""
     if subcloud.availability != "online":
         return "Subcloud is offline."
@@ -90,7 +91,8 @@ MSG_SC_DEPLOYING = (
 READY_STATES = frozenset({"available", "deployed", "unavailable"})
 
 
-def release_failure(facts: dict[str, Any], release: str, for_sw_deploy: bool) -> str | None:
+# One return per release rule, in dcmanager's order: past ruff's PLR0911 limit.
+def release_failure(facts: dict[str, Any], release: str, for_sw_deploy: bool) -> str | None:  # noqa: PLR0911
     """Why the system controller cannot serve release for this prestage (one line), or None.
 
     facts are sc_release_info's. The rules: DC:dcmanager/common/utils.py:2208-2231 (format, done by

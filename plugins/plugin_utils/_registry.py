@@ -161,7 +161,7 @@ class Registry:
 # --------------------------------------------------------------------------- group rules
 
 
-def group_name_problem(name: Any) -> str | None:
+def group_name_problem(name: Any) -> str | None:  # noqa: PLR0911 - one return per naming rule
     """Why name cannot be a (new) group name, or None. The same rule for files and commands."""
     if not isinstance(name, str) or not name.strip():
         return "must be a non-empty string"
